@@ -1,0 +1,48 @@
+// Entry point: runCli(Deno.args) -> exit code. The only place that calls Deno.exit.
+
+import { parseCli } from "./src/cli.ts";
+import { exitCodeFor, formatError, permissionError, UsageError } from "./src/errors.ts";
+import { log, setLogLevel } from "./src/log.ts";
+import { startServe } from "./src/serve.ts";
+import { VERSION } from "./src/version.ts";
+
+const encoder = new TextEncoder();
+
+/** Runs one command line and resolves with the process exit code. */
+export async function runCli(args: readonly string[]): Promise<number> {
+  try {
+    const command = parseCli(args, readEnv);
+    switch (command.mode) {
+      case "help":
+        await Deno.stdout.write(encoder.encode(command.text));
+        return 0;
+      case "version":
+        await Deno.stdout.write(encoder.encode(`mcp-proxy ${VERSION}\n`));
+        return 0;
+      case "serve": {
+        setLogLevel(command.logLevel);
+        const handle = startServe(command);
+        await handle.done;
+        return 0;
+      }
+    }
+  } catch (error) {
+    const reported = permissionError(error) ?? error;
+    if (reported instanceof UsageError) {
+      log.error(`${reported.message}`);
+    } else {
+      log.error(formatError(reported));
+    }
+    return exitCodeFor(reported);
+  }
+}
+
+/** Environment fallbacks are read only where permission was granted, without prompting. */
+function readEnv(name: string): string | undefined {
+  const state = Deno.permissions.querySync({ name: "env", variable: name }).state;
+  return state === "granted" ? Deno.env.get(name) : undefined;
+}
+
+if (import.meta.main) {
+  Deno.exit(await runCli(Deno.args));
+}

@@ -1,0 +1,84 @@
+// Reads and checks a POSTed JSON-RPC body: size limit (413), content type (415), malformed JSON
+// (400 with -32700) and message shape (400 with -32600), before anything reaches a session.
+
+import { checkMessage, INVALID_REQUEST, PARSE_ERROR } from "../jsonrpc.ts";
+
+export type BodyResult = { ok: true; value: unknown } | { ok: false; response: Response };
+
+/** A JSON-RPC error as an HTTP response; `id` null because the request was never identified. */
+export function jsonRpcErrorResponse(
+  status: number,
+  code: number,
+  message: string,
+  headers: HeadersInit = {},
+): Response {
+  return Response.json({ jsonrpc: "2.0", id: null, error: { code, message } }, {
+    status,
+    headers,
+  });
+}
+
+/** Reads at most `maxBytes` of `req`'s body and parses it as one message or a batch of them. */
+export async function readJsonBody(req: Request, maxBytes: number): Promise<BodyResult> {
+  const type = req.headers.get("content-type") ?? "";
+  if (!/^application\/json\b/i.test(type.trim())) {
+    const got = type ? `"${type}"` : "none";
+    return fail(415, INVALID_REQUEST, `Content-Type must be application/json (got ${got})`);
+  }
+  const declared = Number(req.headers.get("content-length") ?? NaN);
+  if (declared > maxBytes) return tooLarge(maxBytes, declared);
+  const text = await readLimited(req, maxBytes);
+  if (text === undefined) return tooLarge(maxBytes);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    const detail = error instanceof SyntaxError ? `: ${error.message}` : "";
+    return fail(400, PARSE_ERROR, `Parse error: the body is not valid JSON${detail}`);
+  }
+  const messages = Array.isArray(value) ? value : [value];
+  if (messages.length === 0) return fail(400, INVALID_REQUEST, "Invalid Request: empty batch");
+  for (const message of messages) {
+    const problem = checkMessage(message);
+    if (problem) return fail(400, INVALID_REQUEST, `Invalid Request: ${problem}`);
+  }
+  return { ok: true, value };
+}
+
+async function readLimited(req: Request, maxBytes: number): Promise<string | undefined> {
+  if (!req.body) return "";
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = req.body.getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => {});
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return new TextDecoder().decode(chunks[0]);
+  const all = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
+
+function tooLarge(maxBytes: number, declared?: number): BodyResult {
+  const got = declared === undefined ? "" : ` (got ${declared} bytes)`;
+  return fail(
+    413,
+    INVALID_REQUEST,
+    `Payload too large: the limit is ${maxBytes} bytes${got}; raise it with --max-body`,
+  );
+}
+
+function fail(status: number, code: number, message: string): BodyResult {
+  return { ok: false, response: jsonRpcErrorResponse(status, code, message) };
+}

@@ -1,0 +1,216 @@
+// One upstream exposed over HTTP under a route prefix: Streamable HTTP at <prefix>/mcp and legacy
+// SSE at <prefix>/sse + <prefix>/message. Each session gets its own upstream, unless stateless.
+
+import { Bridge } from "../bridge.ts";
+import { formatError } from "../errors.ts";
+import { log } from "../log.ts";
+import { isInitializeRequest, WebStandardStreamableHTTPServerTransport } from "../sdk.ts";
+import { SESSION_NOT_FOUND, UPSTREAM_ERROR } from "../jsonrpc.ts";
+import type { UpstreamTransport } from "../upstream/child.ts";
+import { SharedUpstream } from "../upstream/shared.ts";
+import { jsonRpcErrorResponse, readJsonBody } from "./body.ts";
+import { BoundedEventStore, type EventStoreLimits } from "./event_store.ts";
+import type { SessionRegistry } from "./sessions.ts";
+import { SseServerTransport } from "./sse.ts";
+
+export interface EndpointOptions {
+  /** "" for /mcp, "/name" for /name/mcp. */
+  prefix: string;
+  /** Creates a new, unstarted upstream (a child per session). */
+  upstream: () => UpstreamTransport;
+  stateless: boolean;
+  maxBody: number;
+  eventLimits: EventStoreLimits;
+  registry: SessionRegistry;
+}
+
+const SESSION_HEADER = "mcp-session-id";
+
+export class McpEndpoint {
+  readonly prefix: string;
+  #options: EndpointOptions;
+  #shared?: SharedUpstream;
+  #streamable = new Map<string, WebStandardStreamableHTTPServerTransport>();
+  #sse = new Map<string, SseServerTransport>();
+
+  constructor(options: EndpointOptions) {
+    this.prefix = options.prefix;
+    this.#options = options;
+    if (options.stateless) this.#shared = new SharedUpstream(options.upstream);
+  }
+
+  /** Starts the shared upstream ahead of the first request (stateless mode only). */
+  async warm(): Promise<void> {
+    await this.#shared?.warm();
+  }
+
+  /** Answers a request for `path` (already stripped of nothing), or undefined if not ours. */
+  handle(req: Request, path: string): Promise<Response> | undefined {
+    const prefix = this.prefix;
+    if (path === `${prefix}/mcp`) return this.#mcp(req);
+    if (path === `${prefix}/sse`) return Promise.resolve(this.#sseOpen(req));
+    if (path === `${prefix}/message` || path === `${prefix}/messages`) return this.#ssePost(req);
+    return undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.#shared?.close();
+  }
+
+  async #mcp(req: Request): Promise<Response> {
+    if (req.method !== "POST" && req.method !== "GET" && req.method !== "DELETE") {
+      return methodNotAllowed(this.#shared ? "POST" : "GET, POST, DELETE");
+    }
+    if (this.#shared) return await this.#stateless(req);
+    const sessionId = req.headers.get(SESSION_HEADER);
+    if (sessionId !== null) {
+      const transport = this.#streamable.get(sessionId);
+      if (!transport) return sessionNotFound(sessionId);
+      this.#options.registry.touch(sessionId);
+      if (req.method !== "POST") return await transport.handleRequest(req);
+      const body = await readJsonBody(req, this.#options.maxBody);
+      if (!body.ok) return body.response;
+      return await transport.handleRequest(req, { parsedBody: body.value });
+    }
+    if (req.method !== "POST") {
+      return jsonRpcErrorResponse(400, -32000, "Bad Request: Mcp-Session-Id header is required");
+    }
+    const body = await readJsonBody(req, this.#options.maxBody);
+    if (!body.ok) return body.response;
+    if (!isInitializeRequest(body.value)) {
+      return jsonRpcErrorResponse(
+        400,
+        -32000,
+        "Bad Request: no Mcp-Session-Id header; a session starts with an initialize request",
+      );
+    }
+    return await this.#openSession(req, body.value);
+  }
+
+  async #openSession(req: Request, body: unknown): Promise<Response> {
+    const { registry, eventLimits, maxBody } = this.#options;
+    let sessionId: string | undefined;
+    const transport = new WebStandardStreamableHTTPServerTransport({
+      sessionIdGenerator: () => crypto.randomUUID(),
+      eventStore: new BoundedEventStore(eventLimits),
+      maxRequestBodySize: maxBody,
+      onsessioninitialized: (id) => {
+        sessionId = id;
+        this.#streamable.set(id, transport);
+        registry.add({
+          id,
+          kind: "streamable",
+          route: this.prefix,
+          close: () => bridge.close(),
+        });
+        log.debug(`session ${id} opened on ${this.prefix}/mcp`);
+      },
+    });
+    const bridge = new Bridge(transport, this.#options.upstream(), {
+      onActivity: () => sessionId && registry.touch(sessionId),
+      onClose: () => {
+        if (sessionId === undefined) return;
+        this.#streamable.delete(sessionId);
+        registry.delete(sessionId);
+        log.debug(`session ${sessionId} closed`);
+      },
+    });
+    const failed = await startBridge(bridge, (body as { id: string | number }).id);
+    return failed ?? await transport.handleRequest(req, { parsedBody: body });
+  }
+
+  async #stateless(req: Request): Promise<Response> {
+    if (req.method !== "POST") return methodNotAllowed("POST");
+    const body = await readJsonBody(req, this.#options.maxBody);
+    if (!body.ok) return body.response;
+    const transport = new WebStandardStreamableHTTPServerTransport({
+      maxRequestBodySize: this.#options.maxBody,
+    });
+    const bridge = new Bridge(transport, this.#shared!.connect(), {
+      onIdle: () => void bridge.close(),
+    });
+    const failed = await startBridge(bridge, null);
+    if (failed) return failed;
+    req.signal.addEventListener("abort", () => void bridge.close(), { once: true });
+    const response = await transport.handleRequest(req, { parsedBody: body.value });
+    if (bridge.inFlight === 0) void bridge.close();
+    return response;
+  }
+
+  #sseOpen(req: Request): Response {
+    if (req.method !== "GET") return methodNotAllowed("GET");
+    const { registry } = this.#options;
+    const transport = new SseServerTransport(`${this.prefix}/message`);
+    const id = transport.sessionId;
+    const upstream = this.#shared ? this.#shared.connect() : this.#options.upstream();
+    const bridge = new Bridge(transport, upstream, {
+      onActivity: () => registry.touch(id),
+      onClose: () => {
+        this.#sse.delete(id);
+        registry.delete(id);
+        log.debug(`SSE session ${id} closed`);
+      },
+    });
+    this.#sse.set(id, transport);
+    registry.add({ id, kind: "sse", route: this.prefix, close: () => bridge.close() });
+    bridge.start().catch((error) => {
+      log.error(formatError(error));
+      void transport.send({
+        jsonrpc: "2.0",
+        method: "notifications/message",
+        params: { level: "error", logger: "mcp-proxy", data: formatError(error) },
+      }).finally(() => bridge.close());
+    });
+    log.debug(`SSE session ${id} opened on ${this.prefix}/sse`);
+    return transport.response;
+  }
+
+  async #ssePost(req: Request): Promise<Response> {
+    if (req.method !== "POST") return methodNotAllowed("POST");
+    const id = new URL(req.url).searchParams.get("sessionId");
+    if (!id) {
+      return jsonRpcErrorResponse(
+        400,
+        -32000,
+        "Bad Request: the sessionId query parameter is required",
+      );
+    }
+    const transport = this.#sse.get(id);
+    if (!transport) return sessionNotFound(id);
+    this.#options.registry.touch(id);
+    const body = await readJsonBody(req, this.#options.maxBody);
+    if (!body.ok) return body.response;
+    transport.receive(Array.isArray(body.value) ? body.value : [body.value]);
+    return new Response("Accepted", { status: 202 });
+  }
+}
+
+/** Starts a bridge; on failure (the child cannot be spawned) answers with a 502 naming why. */
+async function startBridge(
+  bridge: Bridge,
+  id: string | number | null,
+): Promise<Response | undefined> {
+  try {
+    await bridge.start();
+    return undefined;
+  } catch (error) {
+    const reason = formatError(error);
+    log.error(reason);
+    await bridge.close();
+    return Response.json({ jsonrpc: "2.0", id, error: { code: UPSTREAM_ERROR, message: reason } }, {
+      status: 502,
+    });
+  }
+}
+
+function sessionNotFound(id: string): Response {
+  return jsonRpcErrorResponse(
+    404,
+    SESSION_NOT_FOUND,
+    `Session not found: "${id}" is unknown or has ended; start a new session with initialize`,
+  );
+}
+
+function methodNotAllowed(allow: string): Response {
+  return jsonRpcErrorResponse(405, -32000, `Method not allowed; use ${allow}`, { allow });
+}

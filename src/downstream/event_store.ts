@@ -1,0 +1,92 @@
+// Bounded in-memory event store for Streamable HTTP resumability: a client reconnecting with
+// Last-Event-ID gets the events it missed on that stream, as long as they are still held.
+
+import type { EventStore } from "../sdk.ts";
+import type { JSONRPCMessage } from "../jsonrpc.ts";
+
+interface StoredEvent {
+  seq: number;
+  streamId: string;
+  message: JSONRPCMessage;
+  size: number;
+}
+
+export interface EventStoreLimits {
+  /** Most events held; the oldest are dropped first. */
+  maxEvents: number;
+  /** Most bytes (serialized) held; the oldest are dropped first. */
+  maxBytes: number;
+}
+
+export const DEFAULT_EVENT_LIMITS: EventStoreLimits = {
+  maxEvents: 1000,
+  maxBytes: 16 * 1024 * 1024,
+};
+
+/** Event ids are `<streamId>:<sequence>`, so a stream is known even after its events are dropped. */
+export class BoundedEventStore implements EventStore {
+  #events: StoredEvent[] = [];
+  #head = 0;
+  #bytes = 0;
+  #seq = 0;
+  #limits: EventStoreLimits;
+
+  constructor(limits: EventStoreLimits = DEFAULT_EVENT_LIMITS) {
+    this.#limits = limits;
+  }
+
+  /** Events currently held (for tests and health). */
+  get size(): number {
+    return this.#events.length - this.#head;
+  }
+
+  storeEvent(streamId: string, message: JSONRPCMessage): Promise<string> {
+    const seq = ++this.#seq;
+    const size = "result" in message ? JSON.stringify(message).length : 256;
+    this.#events.push({ seq, streamId, message, size });
+    this.#bytes += size;
+    while (
+      this.size > 1 &&
+      (this.size > this.#limits.maxEvents || this.#bytes > this.#limits.maxBytes)
+    ) {
+      this.#bytes -= this.#events[this.#head]!.size;
+      this.#head++;
+    }
+    if (this.#head > 1024 && this.#head * 2 > this.#events.length) {
+      this.#events = this.#events.slice(this.#head);
+      this.#head = 0;
+    }
+    return Promise.resolve(`${streamId}:${seq}`);
+  }
+
+  getStreamIdForEventId(eventId: string): Promise<string | undefined> {
+    return Promise.resolve(parse(eventId)?.streamId);
+  }
+
+  async replayEventsAfter(
+    lastEventId: string,
+    { send }: { send: (eventId: string, message: JSONRPCMessage) => Promise<void> },
+  ): Promise<string> {
+    const last = parse(lastEventId);
+    if (!last) return "";
+    const due: StoredEvent[] = [];
+    for (let i = this.#head; i < this.#events.length; i++) {
+      const event = this.#events[i]!;
+      if (event.streamId === last.streamId && event.seq > last.seq) due.push(event);
+    }
+    for (const event of due) {
+      // The priming event (an empty message) only carries an id; it is not replayed.
+      if (Object.keys(event.message).length === 0) continue;
+      await send(`${event.streamId}:${event.seq}`, event.message);
+    }
+    return last.streamId;
+  }
+}
+
+function parse(eventId: string): { streamId: string; seq: number } | undefined {
+  const colon = eventId.lastIndexOf(":");
+  if (colon <= 0) return undefined;
+  const seq = Number(eventId.slice(colon + 1));
+  if (!Number.isSafeInteger(seq) || seq < 0) return undefined;
+  return { streamId: eventId.slice(0, colon), seq };
+}

@@ -1,0 +1,81 @@
+// The live client sessions of one HTTP server (Streamable HTTP and SSE alike): lookup by id,
+// activity tracking, and the reaper that ends sessions idle past --session-timeout.
+
+import { log } from "../log.ts";
+
+export interface Session {
+  readonly id: string;
+  readonly kind: "streamable" | "sse";
+  /** Route prefix the session belongs to ("" for the top-level routes). */
+  readonly route: string;
+  /** Ends the session and its upstream. */
+  close(): Promise<void>;
+}
+
+interface Entry {
+  session: Session;
+  lastActivity: number;
+}
+
+export class SessionRegistry {
+  #entries = new Map<string, Entry>();
+  #timeoutMs: number;
+  #timer?: ReturnType<typeof setInterval>;
+
+  /** `timeoutMs` 0 disables idle reaping. */
+  constructor(timeoutMs: number) {
+    this.#timeoutMs = timeoutMs;
+    if (timeoutMs > 0) {
+      const every = Math.min(Math.max(Math.floor(timeoutMs / 4), 50), 30_000);
+      this.#timer = setInterval(() => this.#reap(), every);
+      Deno.unrefTimer(this.#timer as unknown as number);
+    }
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  add(session: Session): void {
+    this.#entries.set(session.id, { session, lastActivity: performance.now() });
+  }
+
+  get(id: string): Session | undefined {
+    return this.#entries.get(id)?.session;
+  }
+
+  /** Marks a session active now; idle time is measured from the last call. */
+  touch(id: string): void {
+    const entry = this.#entries.get(id);
+    if (entry) entry.lastActivity = performance.now();
+  }
+
+  /** Forgets a session (it closed itself). */
+  delete(id: string): void {
+    this.#entries.delete(id);
+  }
+
+  count(kind: Session["kind"]): number {
+    let n = 0;
+    for (const { session } of this.#entries.values()) if (session.kind === kind) n++;
+    return n;
+  }
+
+  /** Closes every session and stops the reaper. */
+  async closeAll(): Promise<void> {
+    clearInterval(this.#timer);
+    const sessions = [...this.#entries.values()].map(({ session }) => session);
+    this.#entries.clear();
+    await Promise.allSettled(sessions.map((session) => session.close()));
+  }
+
+  #reap(): void {
+    const now = performance.now();
+    for (const [id, entry] of this.#entries) {
+      if (now - entry.lastActivity < this.#timeoutMs) continue;
+      this.#entries.delete(id);
+      log.info(`session ${id} idle for ${Math.round((now - entry.lastActivity) / 1000)}s; closed`);
+      entry.session.close().catch(() => {});
+    }
+  }
+}

@@ -1,0 +1,78 @@
+// JSON-RPC helpers shared by every transport: classifying messages, building wire errors and
+// parsing one frame. Wire errors go to clients; local errors (src/errors.ts) go to stderr.
+
+import type {
+  JSONRPCErrorResponse,
+  JSONRPCMessage,
+  JSONRPCNotification,
+  JSONRPCRequest,
+  JSONRPCResultResponse,
+  RequestId,
+} from "./sdk.ts";
+
+export type { JSONRPCMessage, JSONRPCNotification, JSONRPCRequest, RequestId };
+
+/** A response, successful or not, as it travels on the wire. */
+export type JSONRPCResponseLike = JSONRPCResultResponse | JSONRPCErrorResponse;
+
+export const PARSE_ERROR = -32700;
+export const INVALID_REQUEST = -32600;
+export const METHOD_NOT_FOUND = -32601;
+export const INTERNAL_ERROR = -32603;
+/** Implementation-defined server error: the upstream failed, exited or cannot be reached. */
+export const UPSTREAM_ERROR = -32000;
+export const SESSION_NOT_FOUND = -32001;
+
+export function isRequest(message: JSONRPCMessage): message is JSONRPCRequest {
+  return "method" in message && "id" in message && message.id !== undefined;
+}
+
+export function isNotification(message: JSONRPCMessage): message is JSONRPCNotification {
+  return "method" in message && !("id" in message && message.id !== undefined);
+}
+
+export function isResponse(message: JSONRPCMessage): message is JSONRPCResponseLike {
+  return !("method" in message) && ("result" in message || "error" in message);
+}
+
+/** Builds a JSON-RPC error response; `id` is null when the request could not be identified. */
+export function errorResponse(
+  id: RequestId | null,
+  code: number,
+  message: string,
+): JSONRPCMessage {
+  return { jsonrpc: "2.0", id, error: { code, message } } as unknown as JSONRPCMessage;
+}
+
+/** The progress token a request asked progress notifications for, if any. */
+export function progressTokenOf(message: JSONRPCRequest): string | number | undefined {
+  const token = (message.params?._meta as { progressToken?: unknown } | undefined)?.progressToken;
+  return typeof token === "string" || typeof token === "number" ? token : undefined;
+}
+
+/**
+ * Validates that a parsed value is one JSON-RPC 2.0 message (object, `jsonrpc: "2.0"`, and a
+ * method or a result/error). Returns a reason when it is not.
+ */
+export function checkMessage(value: unknown): string | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return "expected a JSON-RPC message object";
+  }
+  const record = value as Record<string, unknown>;
+  if (record.jsonrpc !== "2.0") return 'expected "jsonrpc": "2.0"';
+  if ("method" in record) {
+    if (typeof record.method !== "string") return '"method" must be a string';
+    if ("id" in record && !isValidId(record.id)) return '"id" must be a string or a number';
+    return undefined;
+  }
+  if ("result" in record || "error" in record) {
+    return isValidId(record.id) || record.id === null
+      ? undefined
+      : '"id" must be a string or a number';
+  }
+  return 'expected "method", "result" or "error"';
+}
+
+function isValidId(id: unknown): boolean {
+  return typeof id === "string" || (typeof id === "number" && Number.isFinite(id));
+}

@@ -1,0 +1,23 @@
+// The Deno permissions each mode needs: the one source of truth for deno.json's tasks, the build
+// and the tests (which run the CLI under exactly these flags).
+
+/** Environment variables the CLI reads as fallbacks for flags. */
+export const ENV_VARS = ["MCP_PROXY_API_KEY"] as const;
+
+/**
+ * serve: --allow-net to listen (and later to reach remote upstreams), --allow-run to spawn the
+ * stdio server, --allow-env only for the fallbacks above. Children inherit the environment without
+ * --allow-env, and a child's --cwd needs no --allow-read.
+ */
+export const MODE_PERMISSIONS = {
+  serve: ["--allow-net", "--allow-run", `--allow-env=${ENV_VARS.join(",")}`],
+} as const satisfies Record<string, readonly string[]>;
+
+export type Mode = keyof typeof MODE_PERMISSIONS;
+
+/** Flags for `deno run` / `deno compile` covering every mode; never prompts. */
+export function runFlags(): string[] {
+  const flags = new Set<string>(["--no-prompt"]);
+  for (const list of Object.values(MODE_PERMISSIONS)) for (const flag of list) flags.add(flag);
+  return [...flags];
+}

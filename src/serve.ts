@@ -1,0 +1,87 @@
+// `mcp-proxy serve`: wires a stdio server (or the built-in demo) to the HTTP front, prints where
+// it listens, and on SIGINT/SIGTERM ends every session and child before returning exit code 0.
+
+import type { ServeOptions } from "./cli.ts";
+import { McpEndpoint } from "./downstream/endpoint.ts";
+import { DEFAULT_EVENT_LIMITS } from "./downstream/event_store.ts";
+import { startHttpServer } from "./downstream/http.ts";
+import { SessionRegistry } from "./downstream/sessions.ts";
+import { addSecret, log } from "./log.ts";
+import { ChildTransport, type UpstreamTransport } from "./upstream/child.ts";
+import { demoUpstream } from "./upstream/demo.ts";
+import { VERSION } from "./version.ts";
+
+export interface ServeHandle {
+  readonly url: string;
+  /** Resolves when the server has stopped (after a signal or `stop()`). */
+  readonly done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Starts serving; resolves once listening. Throws ProxyError when it cannot listen. */
+export function startServe(options: ServeOptions): ServeHandle {
+  if (options.apiKey) addSecret(options.apiKey);
+  const { command } = options;
+  const upstream: () => UpstreamTransport = command
+    ? () =>
+      new ChildTransport({
+        command: command.command,
+        args: command.args,
+        cwd: options.cwd,
+        env: options.env,
+        killGraceMs: options.shutdownGraceMs,
+      })
+    : () => demoUpstream(VERSION);
+  const registry = new SessionRegistry(options.sessionTimeoutMs);
+  const endpoint = new McpEndpoint({
+    prefix: "",
+    upstream,
+    stateless: options.stateless,
+    maxBody: options.maxBody,
+    eventLimits: DEFAULT_EVENT_LIMITS,
+    registry,
+  });
+  const server = startHttpServer({
+    hostname: options.host,
+    port: options.port,
+    allowedHosts: options.allowedHosts,
+    corsOrigins: options.corsOrigins,
+    apiKey: options.apiKey,
+    endpoints: [endpoint],
+    registry,
+    version: VERSION,
+    stateless: options.stateless,
+  });
+  const what = command
+    ? `"${[command.command, ...command.args].join(" ")}"`
+    : "the built-in demo server";
+  log.info(`serving ${what}${options.stateless ? " (stateless)" : ""}`);
+  log.info(`Streamable HTTP: ${server.url}/mcp`);
+  log.info(`SSE:             ${server.url}/sse`);
+  if ((options.host === "0.0.0.0" || options.host === "::") && options.allowedHosts.length === 0) {
+    log.warn(
+      `listening on all interfaces, but only local Host names are accepted; ` +
+        `add the names clients use with --allowed-host`,
+    );
+  }
+  if (options.stateless) {
+    endpoint.warm().catch((error) => log.error(`cannot start the shared server: ${error}`));
+  }
+
+  let resolveDone!: () => void;
+  const done = new Promise<void>((resolve) => (resolveDone = resolve));
+  const signals: Deno.Signal[] = Deno.build.os === "windows"
+    ? ["SIGINT", "SIGBREAK"]
+    : ["SIGINT", "SIGTERM"];
+  const stop = async () => {
+    for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+    await server.shutdown();
+    resolveDone();
+  };
+  const onSignal = () => {
+    log.info("shutting down");
+    void stop();
+  };
+  for (const signal of signals) Deno.addSignalListener(signal, onSignal);
+  return { url: server.url, done, stop };
+}

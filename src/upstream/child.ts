@@ -1,0 +1,183 @@
+// Transport over a stdio MCP server we spawn with Deno.Command (never a shell): newline-delimited
+// JSON-RPC on its stdin/stdout, its stderr relayed line by line, non-protocol stdout lines dropped.
+
+import type { Transport } from "../sdk.ts";
+import { permissionError, ProxyError } from "../errors.ts";
+import { checkMessage, type JSONRPCMessage } from "../jsonrpc.ts";
+import { pumpLines } from "../lines.ts";
+import { log } from "../log.ts";
+
+/** A transport that can say why it closed (used for the errors sent to pending requests). */
+export interface UpstreamTransport extends Transport {
+  /** Set once closed: e.g. "exited with code 1". */
+  readonly closeReason?: string;
+}
+
+export interface ChildOptions {
+  command: string;
+  args: readonly string[];
+  cwd?: string;
+  /** Added to (and overriding) the inherited environment. */
+  env?: Record<string, string>;
+  /** Milliseconds between SIGTERM and SIGKILL when closing. */
+  killGraceMs?: number;
+}
+
+const encoder = new TextEncoder();
+const isWindows = Deno.build.os === "windows";
+let running = 0;
+
+/** How many child processes this process has running now (for /health). */
+export function runningChildren(): number {
+  return running;
+}
+
+/** One child process speaking MCP over stdio. `start()` spawns it; `close()` ends it. */
+export class ChildTransport implements UpstreamTransport {
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: (message: JSONRPCMessage) => void;
+  closeReason?: string;
+  #options: ChildOptions;
+  #process?: Deno.ChildProcess;
+  #writer?: WritableStreamDefaultWriter<Uint8Array>;
+  #exited?: Promise<void>;
+  #closing = false;
+  #label = "child";
+
+  constructor(options: ChildOptions) {
+    this.#options = options;
+  }
+
+  /** The child's process id once started. */
+  get pid(): number | undefined {
+    return this.#process?.pid;
+  }
+
+  start(): Promise<void> {
+    const { command, args, cwd, env } = this.#options;
+    try {
+      this.#process = new Deno.Command(command, {
+        args: [...args],
+        cwd,
+        env,
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+        // Its own process group, so close() also ends the grandchildren (npx -> node -> server).
+        detached: !isWindows,
+      }).spawn();
+    } catch (error) {
+      throw spawnError(command, cwd, error);
+    }
+    const child = this.#process;
+    running++;
+    this.#label = `${basename(command)} ${child.pid}`;
+    this.#writer = child.stdin.getWriter();
+    this.#writer.closed.catch(() => {});
+    log.debug(`started "${command}" as pid ${child.pid}`);
+    const stdout = pumpLines(child.stdout, (line) => this.#onLine(line)).catch(() => {});
+    pumpLines(child.stderr, (line) => log.child(this.#label, line)).catch(() => {});
+    this.#exited = child.status.then(async (status) => {
+      running--;
+      // Deliver what the child wrote before exiting, unless a grandchild holds stdout open.
+      await Promise.race([stdout, delay(500)]);
+      this.closeReason = status.signal
+        ? `was killed by ${status.signal}`
+        : `exited with code ${status.code}`;
+      if (!this.#closing) log.warn(`MCP server ${this.#label} ${this.closeReason}`);
+      else log.debug(`MCP server ${this.#label} ${this.closeReason}`);
+      this.onclose?.();
+    });
+    return Promise.resolve();
+  }
+
+  async send(message: JSONRPCMessage): Promise<void> {
+    const writer = this.#writer;
+    if (!writer || this.closeReason !== undefined || this.#closing) {
+      throw new ProxyError("upstream", `MCP server ${this.closeReason ?? "is not running"}`);
+    }
+    try {
+      await writer.write(encoder.encode(JSON.stringify(message) + "\n"));
+    } catch (error) {
+      throw new ProxyError("upstream", `cannot write to MCP server ${this.#label}`, {
+        cause: error,
+      });
+    }
+  }
+
+  /** Closes stdin, sends SIGTERM (to the whole process group), then SIGKILL after the grace. */
+  async close(): Promise<void> {
+    const child = this.#process;
+    if (!child || this.#closing) return await this.#exited;
+    this.#closing = true;
+    if (this.closeReason !== undefined) return await this.#exited;
+    this.#writer?.close().catch(() => {});
+    signal(child, "SIGTERM");
+    const timer = setTimeout(() => signal(child, "SIGKILL"), this.#options.killGraceMs ?? 3000);
+    try {
+      await this.#exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #onLine(line: string): void {
+    const text = line.trim();
+    if (text.length === 0) return;
+    let value: unknown;
+    if (text.startsWith("{") || text.startsWith("[")) {
+      try {
+        value = JSON.parse(text);
+      } catch {
+        value = undefined;
+      }
+    }
+    const messages = Array.isArray(value) ? value : [value];
+    for (const item of messages) {
+      if (item === undefined || checkMessage(item) !== undefined) {
+        log.debug(`dropped a non-JSON-RPC stdout line from ${this.#label}: ${text.slice(0, 200)}`);
+        return;
+      }
+    }
+    for (const item of messages) this.onmessage?.(item as JSONRPCMessage);
+  }
+}
+
+function signal(child: Deno.ChildProcess, name: Deno.Signal): void {
+  try {
+    if (isWindows) child.kill(name);
+    else Deno.kill(-child.pid, name);
+  } catch {
+    try {
+      child.kill(name);
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+function spawnError(command: string, cwd: string | undefined, error: unknown): ProxyError {
+  const denied = permissionError(error);
+  if (denied) return denied;
+  if (error instanceof Deno.errors.NotFound) {
+    const where = cwd ? ` (or --cwd "${cwd}" does not exist)` : "";
+    return new ProxyError(
+      "spawn",
+      `cannot start "${command}": command not found${where}; check the name and your PATH`,
+      { cause: error },
+    );
+  }
+  return new ProxyError("spawn", `cannot start "${command}"`, { cause: error });
+}
+
+function basename(command: string): string {
+  return command.split(/[\\/]/).pop() || command;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    Deno.unrefTimer(timer);
+  });
+}

@@ -1,0 +1,278 @@
+// One upstream shared by many short-lived clients (stateless serve): JSON-RPC ids and progress
+// tokens are rewritten so concurrent clients never see each other's messages, and the upstream is
+// initialized once, again after a restart, with the first client's initialize.
+
+import { formatError } from "../errors.ts";
+import {
+  errorResponse,
+  INTERNAL_ERROR,
+  isRequest,
+  isResponse,
+  type JSONRPCMessage,
+  type JSONRPCRequest,
+  progressTokenOf,
+  type RequestId,
+  UPSTREAM_ERROR,
+} from "../jsonrpc.ts";
+import { log } from "../log.ts";
+import type { UpstreamTransport } from "./child.ts";
+
+/** Whoever waits for an upstream response: a client, or the shared initialize itself. */
+interface Receiver {
+  deliver(message: JSONRPCMessage): void;
+}
+
+interface Outstanding {
+  client: Receiver;
+  id: RequestId;
+  token?: string | number;
+}
+
+/** Owns the real upstream; `connect()` hands out a virtual transport per client. */
+export class SharedUpstream {
+  #factory: () => UpstreamTransport;
+  #upstream?: UpstreamTransport;
+  #starting?: Promise<UpstreamTransport>;
+  #initialized?: Promise<JSONRPCMessage>;
+  #initParams?: JSONRPCRequest["params"];
+  #nextId = 0;
+  #requests = new Map<RequestId, Outstanding>();
+  #tokens = new Map<string | number, Outstanding>();
+  #serverRequests = new Map<RequestId, Receiver>();
+  #clients = new Set<SharedClient>();
+  #closed = false;
+
+  constructor(factory: () => UpstreamTransport) {
+    this.#factory = factory;
+  }
+
+  /** Starts the upstream ahead of the first client (a warm child). */
+  async warm(): Promise<void> {
+    await this.#ensureStarted();
+  }
+
+  /** A transport for one client; its requests reach the shared upstream with fresh ids. */
+  connect(): UpstreamTransport {
+    return new SharedClient(this);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#upstream?.close();
+  }
+
+  /** Clients attached now (for health). */
+  get clients(): number {
+    return this.#clients.size;
+  }
+
+  /** @internal */ attach(client: SharedClient): void {
+    this.#clients.add(client);
+  }
+
+  /** @internal */ detach(client: SharedClient): void {
+    this.#clients.delete(client);
+    for (const [proxyId, entry] of this.#requests) {
+      if (entry.client !== client) continue;
+      this.#forget(proxyId, entry);
+      this.#upstream?.send({
+        jsonrpc: "2.0",
+        method: "notifications/cancelled",
+        params: { requestId: proxyId, reason: "client disconnected" },
+      }).catch(() => {});
+    }
+  }
+
+  /** @internal */ async send(client: SharedClient, message: JSONRPCMessage): Promise<void> {
+    if (isRequest(message) && message.method === "initialize") {
+      this.#initParams ??= message.params;
+      const answer = await this.#initialize();
+      client.deliver({ ...answer, id: message.id } as JSONRPCMessage);
+      return;
+    }
+    if (!isRequest(message) && "method" in message) {
+      if (message.method === "notifications/initialized") return;
+      if (message.method === "notifications/cancelled") {
+        const params = message.params as { requestId?: RequestId } | undefined;
+        const proxyId = this.#proxyIdFor(client, params?.requestId);
+        if (proxyId === undefined) return;
+        message = { ...message, params: { ...params, requestId: proxyId } };
+      }
+    }
+    const upstream = await this.#ensureStarted();
+    if (isRequest(message)) {
+      if (this.#initParams) await this.#initialize();
+      const proxyId = ++this.#nextId;
+      const token = progressTokenOf(message);
+      const entry: Outstanding = { client, id: message.id, token };
+      this.#requests.set(proxyId, entry);
+      let params = message.params;
+      if (token !== undefined) {
+        const proxyToken = `p${proxyId}`;
+        this.#tokens.set(proxyToken, entry);
+        params = { ...params, _meta: { ...params?._meta, progressToken: proxyToken } };
+      }
+      message = { ...message, id: proxyId, params };
+    } else if (isResponse(message) && message.id !== undefined) {
+      this.#serverRequests.delete(message.id);
+    }
+    await upstream.send(message);
+  }
+
+  #proxyIdFor(client: SharedClient, id: RequestId | undefined): RequestId | undefined {
+    for (const [proxyId, entry] of this.#requests) {
+      if (entry.client === client && entry.id === id) return proxyId;
+    }
+    return undefined;
+  }
+
+  #forget(proxyId: RequestId, entry: Outstanding): void {
+    this.#requests.delete(proxyId);
+    if (entry.token !== undefined) this.#tokens.delete(`p${String(proxyId)}`);
+  }
+
+  #ensureStarted(): Promise<UpstreamTransport> {
+    if (this.#closed) return Promise.reject(new Error("the server is shutting down"));
+    if (this.#starting) return this.#starting;
+    const upstream = this.#factory();
+    upstream.onmessage = (message) => this.#fromUpstream(message);
+    upstream.onerror = (error) => log.debug(`shared upstream: ${formatError(error)}`);
+    upstream.onclose = () => this.#upstreamClosed(upstream);
+    this.#starting = upstream.start().then(() => {
+      this.#upstream = upstream;
+      return upstream;
+    });
+    this.#starting.catch(() => {
+      this.#starting = undefined;
+    });
+    return this.#starting;
+  }
+
+  /** Sends initialize (once per upstream) and resolves with its response. */
+  #initialize(): Promise<JSONRPCMessage> {
+    this.#initialized ??= this.#runInitialize();
+    return this.#initialized;
+  }
+
+  async #runInitialize(): Promise<JSONRPCMessage> {
+    try {
+      const upstream = await this.#ensureStarted();
+      const proxyId = ++this.#nextId;
+      const answer = new Promise<JSONRPCMessage>((resolve) => {
+        this.#requests.set(proxyId, { client: { deliver: resolve }, id: proxyId });
+      });
+      const params = this.#initParams;
+      await upstream.send({ jsonrpc: "2.0", id: proxyId, method: "initialize", params });
+      const response = await answer;
+      if ("result" in response) {
+        await upstream.send({ jsonrpc: "2.0", method: "notifications/initialized" });
+      } else {
+        this.#initialized = undefined;
+      }
+      return response;
+    } catch (error) {
+      this.#initialized = undefined;
+      throw error;
+    }
+  }
+
+  #fromUpstream(message: JSONRPCMessage): void {
+    if (isResponse(message)) {
+      const entry = message.id === undefined ? undefined : this.#requests.get(message.id);
+      if (!entry) return log.debug(`dropped a response to unknown id ${String(message.id)}`);
+      this.#forget(message.id!, entry);
+      entry.client.deliver({ ...message, id: entry.id } as JSONRPCMessage);
+      return;
+    }
+    if (message.method === "notifications/progress") {
+      const params = message.params as { progressToken?: string | number };
+      const entry = params.progressToken === undefined
+        ? undefined
+        : this.#tokens.get(params.progressToken);
+      entry?.client.deliver({ ...message, params: { ...params, progressToken: entry.token! } });
+      return;
+    }
+    if (message.method === "notifications/cancelled") {
+      const params = message.params as { requestId?: RequestId } | undefined;
+      const client = params?.requestId === undefined
+        ? undefined
+        : this.#serverRequests.get(params.requestId);
+      client?.deliver(message);
+      return;
+    }
+    const waiting = new Set<SharedClient>();
+    for (const entry of this.#requests.values()) {
+      if (entry.client instanceof SharedClient) waiting.add(entry.client);
+    }
+    const [only] = waiting;
+    if (waiting.size === 1 && only) {
+      if (isRequest(message)) this.#serverRequests.set(message.id, only);
+      only.deliver(message);
+    } else if (isRequest(message)) {
+      const why = `cannot route "${message.method}" in stateless mode with ${waiting.size} ` +
+        "clients waiting; run serve without --stateless";
+      this.#upstream?.send(errorResponse(message.id, INTERNAL_ERROR, why)).catch(() => {});
+    } else {
+      log.debug(`stateless: dropped "${message.method}" (${waiting.size} clients waiting)`);
+    }
+  }
+
+  #upstreamClosed(upstream: UpstreamTransport): void {
+    if (this.#upstream !== upstream && this.#starting === undefined) return;
+    this.#upstream = undefined;
+    this.#starting = undefined;
+    this.#initialized = undefined;
+    const reason = `MCP server ${upstream.closeReason ?? "closed the connection"}`;
+    for (const entry of this.#requests.values()) {
+      if (!(entry.client instanceof SharedClient)) {
+        entry.client.deliver(errorResponse(entry.id, UPSTREAM_ERROR, reason));
+      }
+    }
+    this.#requests.clear();
+    this.#tokens.clear();
+    this.#serverRequests.clear();
+    for (const client of [...this.#clients]) client.upstreamClosed(upstream.closeReason);
+  }
+}
+
+/** The virtual transport one client's bridge talks to. */
+class SharedClient implements UpstreamTransport, Receiver {
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: (message: JSONRPCMessage) => void;
+  closeReason?: string;
+  #shared: SharedUpstream;
+  #closed = false;
+
+  constructor(shared: SharedUpstream) {
+    this.#shared = shared;
+  }
+
+  start(): Promise<void> {
+    this.#shared.attach(this);
+    return Promise.resolve();
+  }
+
+  send(message: JSONRPCMessage): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error(`MCP server ${this.closeReason}`));
+    return this.#shared.send(this, message);
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    this.closeReason ??= "closed the connection";
+    this.#shared.detach(this);
+    this.onclose?.();
+    return Promise.resolve();
+  }
+
+  deliver(message: JSONRPCMessage): void {
+    if (!this.#closed) this.onmessage?.(message);
+  }
+
+  upstreamClosed(reason: string | undefined): void {
+    this.closeReason = reason ?? "closed the connection";
+    void this.close();
+  }
+}

@@ -1,0 +1,65 @@
+// Real MCP SDK clients connected to a URL over Streamable HTTP or SSE, disposable with `await using`.
+
+import { Client, SSEClientTransport, StreamableHTTPClientTransport } from "./sdk.ts";
+
+export type ClientOptions = {
+  capabilities?: ConstructorParameters<typeof Client>[1] extends infer O
+    ? O extends { capabilities?: infer C } ? C : never
+    : never;
+  headers?: Record<string, string>;
+};
+
+export type TestClient = Client & AsyncDisposable;
+
+function disposable(client: Client): TestClient {
+  return Object.assign(client, {
+    [Symbol.asyncDispose]: async () => {
+      await client.close().catch(() => {});
+    },
+  });
+}
+
+/** Connects (initialize + initialized) over Streamable HTTP. */
+export async function connectHttp(url: URL, options: ClientOptions = {}): Promise<TestClient> {
+  const client = new Client({ name: "mcp-proxy-test", version: "1.0.0" }, {
+    capabilities: options.capabilities ?? {},
+  });
+  const transport = new StreamableHTTPClientTransport(url, {
+    requestInit: { headers: options.headers ?? {} },
+  });
+  await client.connect(transport);
+  return disposable(client);
+}
+
+/** Connects over legacy SSE. */
+export async function connectSse(url: URL, options: ClientOptions = {}): Promise<TestClient> {
+  const client = new Client({ name: "mcp-proxy-test", version: "1.0.0" }, {
+    capabilities: options.capabilities ?? {},
+  });
+  const headers = options.headers ?? {};
+  const transport = new SSEClientTransport(url, {
+    requestInit: { headers },
+    eventSourceInit: {
+      fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, ...headers } }),
+    },
+  });
+  await client.connect(transport);
+  return disposable(client);
+}
+
+/** The text of the first content item of a tool result. */
+export function textOf(result: unknown): string {
+  const content = (result as { content?: Array<{ type: string; text?: string }> }).content ?? [];
+  const first = content[0];
+  if (!first || first.type !== "text" || first.text === undefined) {
+    throw new Error(`expected text content, got ${JSON.stringify(result)}`);
+  }
+  return first.text;
+}
+
+/** Ends a Streamable HTTP session with DELETE, as a well-behaved client does, then closes. */
+export async function endSession(client: Client): Promise<void> {
+  const transport = client.transport;
+  if (transport instanceof StreamableHTTPClientTransport) await transport.terminateSession();
+  await client.close();
+}

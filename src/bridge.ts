@@ -65,17 +65,20 @@ export class Bridge {
     this.upstream.onclose = () => void this.#upstreamClosed();
     this.downstream.onmessage = (message) => void this.#fromDownstream(message);
     this.downstream.onerror = (error) => log.debug(`downstream: ${formatError(error)}`);
-    this.downstream.onclose = () => void this.close();
+    this.downstream.onclose = () => void this.close("the client disconnected");
     await this.upstream.start();
     await this.downstream.start();
   }
 
-  /** Closes both sides; safe to call more than once. */
-  async close(): Promise<void> {
+  /**
+   * Closes both sides; safe to call more than once. Requests still in flight are answered first
+   * with a JSON-RPC error carrying `reason`, so no client waits for an answer that cannot come.
+   */
+  async close(reason = "the session was closed"): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#failPending(reason);
     await Promise.allSettled([this.upstream.close(), this.downstream.close()]);
-    this.#pending.clear();
     this.#progress.clear();
     this.#options.onClose?.();
   }
@@ -138,18 +141,18 @@ export class Bridge {
   }
 
   async #upstreamClosed(): Promise<void> {
-    if (this.#closed) return;
-    const reason = `MCP server ${this.upstream.closeReason ?? "closed the connection"}`;
-    const sends: Promise<void>[] = [];
-    for (const id of [...this.#pending.keys()]) {
-      this.#pending.delete(id);
-      sends.push(
+    await this.close(`MCP server ${this.upstream.closeReason ?? "closed the connection"}`);
+  }
+
+  async #failPending(reason: string): Promise<void> {
+    const ids = [...this.#pending.keys()];
+    this.#pending.clear();
+    await Promise.all(
+      ids.map((id) =>
         this.downstream.send(errorResponse(id, UPSTREAM_ERROR, reason), { relatedRequestId: id })
-          .catch(() => {}),
-      );
-    }
-    await Promise.all(sends);
-    await this.close();
+          .catch(() => {})
+      ),
+    );
   }
 
   #newestPending(): RequestId | undefined {

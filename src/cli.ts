@@ -214,26 +214,27 @@ export function usageFor(_name: string, usage: string, flags: readonly FlagSpec[
 /**
  * Splits argv into our flags and the command: the command starts at "--" or at the first
  * token that is neither a flag nor a flag's value. Unknown flags are refused here, by name.
+ * Flag values given as separate tokens are joined ("--port 0" -> "--port=0"), so a value that
+ * starts with "-" is still a value.
  */
 function splitAtCommand(args: readonly string[], specs: readonly FlagSpec[], mode: string) {
+  const flags: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const token = args[i]!;
-    if (token === "--") return { flags: args.slice(0, i), rest: args.slice(i + 1) };
-    if (!token.startsWith("-") || token === "-") {
-      return { flags: args.slice(0, i), rest: args.slice(i) };
-    }
+    if (token === "--") return { flags, rest: args.slice(i + 1) };
+    if (!token.startsWith("-") || token === "-") return { flags, rest: args.slice(i) };
     const spec = findSpec(token, specs);
     if (!spec) {
       throw new UsageError(`unknown flag "${token}" for ${mode}; run mcp-proxy ${mode} --help`);
     }
     if (spec.type === "string" && !token.includes("=")) {
-      if (i + 1 >= args.length) {
-        throw new UsageError(`${flagName(token)} needs a value (${spec.arg})`);
-      }
-      i++;
+      if (i + 1 >= args.length) throw new UsageError(`${token} needs a value (${spec.arg})`);
+      flags.push(`--${spec.name}=${args[++i]}`);
+    } else {
+      flags.push(token);
     }
   }
-  return { flags: args, rest: [] as string[] };
+  return { flags, rest: [] as string[] };
 }
 
 function findSpec(token: string, specs: readonly FlagSpec[]): FlagSpec | undefined {
@@ -242,10 +243,6 @@ function findSpec(token: string, specs: readonly FlagSpec[]): FlagSpec | undefin
     return specs.find((spec) => spec.name === name);
   }
   return token.length === 2 ? specs.find((spec) => spec.short === token[1]) : undefined;
-}
-
-function flagName(token: string): string {
-  return token.split("=")[0]!;
 }
 
 type FlagValues = Record<string, string | boolean | (string | boolean)[] | undefined>;

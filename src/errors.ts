@@ -34,8 +34,8 @@ export function exitCodeFor(error: unknown): number {
 }
 
 /**
- * Turns a permission failure from Deno into a ProxyError naming the flag to add. Deno's own
- * message ("Requires net access to "x", run again with the --allow-net flag") is kept as detail.
+ * Turns a permission failure from Deno into a ProxyError naming the flag to add. Deno says
+ * 'Requires net access to "x", run again with the --allow-net flag'; we say what and how.
  */
 export function permissionError(error: unknown): ProxyError | undefined {
   if (!(error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied)) {
@@ -43,11 +43,13 @@ export function permissionError(error: unknown): ProxyError | undefined {
   }
   const text = error.message;
   const flag = /--allow-[a-z]+/.exec(text)?.[0];
+  const needs = /Requires (.+?), run again/.exec(text)?.[1] ?? text;
   const target = /access to "([^"]*)"/.exec(text)?.[1];
   const grant = flag && target ? `${flag}=${target}` : flag ?? "the permission it names";
-  return new ProxyError("permission", `missing permission: run again with ${grant} (${text})`, {
-    cause: error,
-  });
+  return new ProxyError(
+    "permission",
+    `missing permission: mcp-proxy needs ${needs}; run again with ${grant}`,
+  );
 }
 
 /** One line: the message followed by each distinct cause message, joined with ": ". */

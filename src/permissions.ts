@@ -1,5 +1,8 @@
 // The Deno permissions each mode needs: the one source of truth for deno.json's tasks, the build
-// and the tests (which run the CLI under exactly these flags).
+// and the tests (which run the CLI under exactly these flags); and the up-front checks that say
+// which flag is missing before any work starts.
+
+import { ProxyError } from "./errors.ts";
 
 /** Environment variables the CLI reads as fallbacks for flags. */
 export const ENV_VARS = ["MCP_PROXY_API_KEY"] as const;
@@ -20,4 +23,29 @@ export function runFlags(): string[] {
   const flags = new Set<string>(["--no-prompt"]);
   for (const list of Object.values(MODE_PERMISSIONS)) for (const flag of list) flags.add(flag);
   return [...flags];
+}
+
+/** Throws a ProxyError naming the flag unless `descriptor` is granted (never prompts). */
+export function requirePermission(descriptor: Deno.PermissionDescriptor, why: string): void {
+  if (Deno.permissions.querySync(descriptor).state === "granted") return;
+  const [flag, target] = describe(descriptor);
+  const grant = target === undefined ? flag : `${flag}=${target}`;
+  throw new ProxyError("permission", `missing permission: ${why}; run again with ${grant}`);
+}
+
+function describe(descriptor: Deno.PermissionDescriptor): [string, string | undefined] {
+  switch (descriptor.name) {
+    case "run":
+      return ["--allow-run", descriptor.command?.toString()];
+    case "net":
+      return ["--allow-net", descriptor.host];
+    case "env":
+      return ["--allow-env", descriptor.variable];
+    case "read":
+      return ["--allow-read", descriptor.path?.toString()];
+    case "write":
+      return ["--allow-write", descriptor.path?.toString()];
+    default:
+      return [`--allow-${descriptor.name}`, undefined];
+  }
 }

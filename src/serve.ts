@@ -7,6 +7,7 @@ import { DEFAULT_EVENT_LIMITS } from "./downstream/event_store.ts";
 import { startHttpServer } from "./downstream/http.ts";
 import { SessionRegistry } from "./downstream/sessions.ts";
 import { addSecret, log } from "./log.ts";
+import { requirePermission } from "./permissions.ts";
 import { ChildTransport, type UpstreamTransport } from "./upstream/child.ts";
 import { demoUpstream } from "./upstream/demo.ts";
 import { VERSION } from "./version.ts";
@@ -22,6 +23,12 @@ export interface ServeHandle {
 export function startServe(options: ServeOptions): ServeHandle {
   if (options.apiKey) addSecret(options.apiKey);
   const { command } = options;
+  if (command) {
+    requirePermission(
+      { name: "run", command: command.command },
+      `mcp-proxy needs to run "${command.command}"`,
+    );
+  }
   const upstream: () => UpstreamTransport = command
     ? () =>
       new ChildTransport({

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { fixtureCommand, startServe } from "./support/cli.ts";
 import { connectHttp, endSession, textOf } from "./support/client.ts";
+import { health, waitFor } from "./support/wait.ts";
 import {
   CreateMessageRequestSchema,
   ElicitRequestSchema,
@@ -141,22 +142,3 @@ Deno.test("serve: an idle session is reaped even while its GET stream is open", 
   assert.match(after.message, /404|Session not found/);
   await client.close();
 });
-
-/** Reads /health. */
-export async function health(base: string): Promise<{
-  status: string;
-  children: number;
-  sessions: { streamable: number; sse: number };
-}> {
-  const response = await fetch(`${base}/health`);
-  return await response.json();
-}
-
-/** Polls `check` until it holds (readiness, not a sleep: each poll is a real request). */
-export async function waitFor(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}

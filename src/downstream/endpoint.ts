@@ -101,7 +101,7 @@ export class McpEndpoint {
           id,
           kind: "streamable",
           route: this.prefix,
-          close: () => bridge.close(),
+          close: (reason) => bridge.close(reason),
         });
         log.debug(`session ${id} opened on ${this.prefix}/mcp`);
       },
@@ -152,7 +152,7 @@ export class McpEndpoint {
       },
     });
     this.#sse.set(id, transport);
-    registry.add({ id, kind: "sse", route: this.prefix, close: () => bridge.close() });
+    registry.add({ id, kind: "sse", route: this.prefix, close: (reason) => bridge.close(reason) });
     bridge.start().catch((error) => {
       log.error(formatError(error));
       void transport.send({

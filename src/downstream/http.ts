@@ -97,7 +97,7 @@ export function startHttpServer(options: HttpServerOptions): RunningServer {
     shutdown: () => {
       stopping ??= (async () => {
         const drained = server.shutdown();
-        await options.registry.closeAll();
+        await options.registry.closeAll("mcp-proxy is shutting down");
         await Promise.allSettled(options.endpoints.map((endpoint) => endpoint.close()));
         await drained;
       })();

@@ -8,8 +8,8 @@ export interface Session {
   readonly kind: "streamable" | "sse";
   /** Route prefix the session belongs to ("" for the top-level routes). */
   readonly route: string;
-  /** Ends the session and its upstream. */
-  close(): Promise<void>;
+  /** Ends the session and its upstream; requests in flight are answered with `reason`. */
+  close(reason: string): Promise<void>;
 }
 
 interface Entry {
@@ -62,11 +62,11 @@ export class SessionRegistry {
   }
 
   /** Closes every session and stops the reaper. */
-  async closeAll(): Promise<void> {
+  async closeAll(reason: string): Promise<void> {
     clearInterval(this.#timer);
     const sessions = [...this.#entries.values()].map(({ session }) => session);
     this.#entries.clear();
-    await Promise.allSettled(sessions.map((session) => session.close()));
+    await Promise.allSettled(sessions.map((session) => session.close(reason)));
   }
 
   #reap(): void {
@@ -74,8 +74,9 @@ export class SessionRegistry {
     for (const [id, entry] of this.#entries) {
       if (now - entry.lastActivity < this.#timeoutMs) continue;
       this.#entries.delete(id);
-      log.info(`session ${id} idle for ${Math.round((now - entry.lastActivity) / 1000)}s; closed`);
-      entry.session.close().catch(() => {});
+      const idle = `idle for ${Math.round((now - entry.lastActivity) / 1000)}s`;
+      log.info(`session ${id} ${idle}; closed`);
+      entry.session.close(`the session ended after being ${idle}`).catch(() => {});
     }
   }
 }

@@ -1,0 +1,208 @@
+// The command line: parsing and validation (table-driven, pure), and the real CLI's streams and
+// exit codes for help, version and usage errors.
+
+import assert from "node:assert/strict";
+import { parseCli, type ServeOptions } from "../src/cli.ts";
+import { UsageError } from "../src/errors.ts";
+import { fixtureCommand, runCli, startServe } from "./support/cli.ts";
+import { connectHttp, textOf } from "./support/client.ts";
+import config from "../deno.json" with { type: "json" };
+
+const noEnv = () => undefined;
+
+function serve(args: string[], env: (name: string) => string | undefined = noEnv): ServeOptions {
+  const parsed = parseCli(["serve", ...args], env);
+  assert.equal(parsed.mode, "serve");
+  return parsed as ServeOptions;
+}
+
+Deno.test("cli: serve flags parse into typed options", async (t) => {
+  const cases: Array<[string, string[], Partial<ServeOptions>]> = [
+    ["defaults", [], {
+      host: "127.0.0.1",
+      port: 8080,
+      command: undefined,
+      sessionTimeoutMs: 300_000,
+      maxBody: 4 * 1024 * 1024,
+      stateless: false,
+      logLevel: "info",
+      env: {},
+      allowedHosts: [],
+      corsOrigins: [],
+      shutdownGraceMs: 3000,
+    }],
+    ["command after --", ["--port", "0", "--", "npx", "-y", "server", "--port", "9"], {
+      port: 0,
+      command: { command: "npx", args: ["-y", "server", "--port", "9"] },
+    }],
+    ["command without --", ["-p", "1234", "node", "server.js", "--verbose"], {
+      port: 1234,
+      command: { command: "node", args: ["server.js", "--verbose"] },
+    }],
+    ["flag=value forms", ["--port=0", "--host=::1", "--max-body=512kb"], {
+      port: 0,
+      host: "::1",
+      maxBody: 512 * 1024,
+    }],
+    ["bracketed IPv6 host", ["--host", "[::1]"], { host: "::1" }],
+    ["repeatable env", ["--env", "A=1", "--env", "B=x=y", "--env", "EMPTY="], {
+      env: { A: "1", B: "x=y", EMPTY: "" },
+    }],
+    ["durations", ["--session-timeout", "90s", "--shutdown-grace", "250ms"], {
+      sessionTimeoutMs: 90_000,
+      shutdownGraceMs: 250,
+    }],
+    ["bare duration is seconds, 0 disables", ["--session-timeout", "0"], { sessionTimeoutMs: 0 }],
+    ["hours", ["--session-timeout", "1h"], { sessionTimeoutMs: 3_600_000 }],
+    ["sizes", ["--max-body", "1048576"], { maxBody: 1048576 }],
+    ["mib", ["--max-body", "2MiB"], { maxBody: 2 * 1048576 }],
+    ["stateless", ["--stateless"], { stateless: true }],
+    ["guards", [
+      "--allowed-host",
+      "proxy.example",
+      "--cors-origin",
+      "https://app.example",
+      "--cors-origin",
+      "*",
+    ], { allowedHosts: ["proxy.example"], corsOrigins: ["https://app.example", "*"] }],
+    ["debug", ["--debug"], { logLevel: "debug" }],
+    ["quiet", ["--quiet"], { logLevel: "silent" }],
+    ["silent", ["--silent"], { logLevel: "silent" }],
+    ["log level", ["--log-level", "warn"], { logLevel: "warn" }],
+    ["api key flag", ["--api-key", "s3cret"], { apiKey: "s3cret" }],
+    ["cwd", ["--cwd", "/tmp", "--", "ls"], { cwd: "/tmp", command: { command: "ls", args: [] } }],
+  ];
+  for (const [name, args, expected] of cases) {
+    await t.step(name, () => {
+      const parsed = serve(args);
+      for (const [key, value] of Object.entries(expected)) {
+        assert.deepEqual(parsed[key as keyof ServeOptions], value, key);
+      }
+    });
+  }
+});
+
+Deno.test("cli: MCP_PROXY_API_KEY is the fallback for --api-key", () => {
+  const env = (name: string) => name === "MCP_PROXY_API_KEY" ? "from-env" : undefined;
+  assert.equal(serve([], env).apiKey, "from-env");
+  assert.equal(serve(["--api-key", "flag"], env).apiKey, "flag");
+});
+
+Deno.test("cli: usage errors name the bad token and the fix", async (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [["frobnicate"], /unknown command "frobnicate"; the commands are serve and connect/],
+    [["--frob"], /unknown flag "--frob" before the command/],
+    [["serve", "--frob"], /unknown flag "--frob" for serve; run mcp-proxy serve --help/],
+    [["serve", "-x"], /unknown flag "-x" for serve/],
+    [["serve", "--port"], /--port needs a value \(<port>\)/],
+    [["serve", "--port", "99999"], /--port must be 0-65535 \(got "99999"\)/],
+    [["serve", "--port", "http"], /--port must be 0-65535 \(got "http"\)/],
+    [["serve", "--port", "-1"], /--port must be 0-65535 \(got "-1"\)/],
+    [["serve", "--stateless=yes"], /--stateless is a switch and takes no value/],
+    [["serve", "--env", "NOEQUALS"], /--env must be KEY=VALUE \(got "NOEQUALS"\)/],
+    [["serve", "--env", "=x"], /--env must be KEY=VALUE \(got "=x"\)/],
+    [
+      ["serve", "--session-timeout", "soon"],
+      /--session-timeout must be a duration like 30s.*"soon"/,
+    ],
+    [["serve", "--max-body", "lots"], /--max-body must be a size like 4mb.*"lots"/],
+    [["serve", "--max-body", "0"], /--max-body must be a size/],
+    [
+      ["serve", "--log-level", "loud"],
+      /--log-level must be one of error, warn, info, debug \(got "loud"\)/,
+    ],
+    [
+      ["serve", "--cors-origin", "app.example"],
+      /--cors-origin must be an origin like https:\/\/app.example.com or \*/,
+    ],
+    [["serve", "--cors-origin", "https://a.example/path"], /--cors-origin must be an origin/],
+    [["serve", "--api-key", " "], /--api-key must not be empty/],
+    [["serve", "--host", ""], /--host must not be empty/],
+    [["serve", "https://mcp.example.com/mcp"], /serve <url> is not implemented yet/],
+    [["connect", "https://mcp.example.com/mcp"], /connect is not implemented yet/],
+  ];
+  for (const [args, message] of cases) {
+    await t.step(args.join(" "), () => {
+      assert.throws(() => parseCli(args, noEnv), (error: unknown) => {
+        assert.ok(error instanceof UsageError, `expected a UsageError, got ${error}`);
+        assert.match(error.message, message);
+        return true;
+      });
+    });
+  }
+});
+
+Deno.test("cli: --help and --version print to stdout and exit 0", async () => {
+  for (const args of [[], ["--help"], ["-h"], ["help"]]) {
+    const result = await runCli(args);
+    assert.equal(result.code, 0, args.join(" "));
+    assert.match(result.stdout, /^mcp-proxy: bridge Model Context Protocol transports/);
+    assert.equal(result.stderr, "");
+  }
+  const serveHelp = await runCli(["serve", "--help"]);
+  assert.equal(serveHelp.code, 0);
+  assert.match(serveHelp.stdout, /^Usage: mcp-proxy serve \[flags\]/);
+  assert.match(serveHelp.stdout, /--session-timeout <duration>/);
+  for (const args of [["--version"], ["-V"]]) {
+    const version = await runCli(args);
+    assert.equal(version.code, 0);
+    assert.equal(version.stdout, `mcp-proxy ${config.version}\n`);
+  }
+});
+
+Deno.test("cli: usage errors go to stderr, one line, exit 2; nothing on stdout", async () => {
+  for (
+    const args of [["nope"], ["serve", "--nope"], ["serve", "--port", "70000"], ["connect", "x"]]
+  ) {
+    const result = await runCli(args);
+    assert.equal(result.code, 2, args.join(" "));
+    assert.equal(result.stdout, "");
+    assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
+    assert.match(result.stderr, /^\[mcp-proxy\] error: /);
+  }
+});
+
+Deno.test("cli: a runtime failure (port in use) is one clear line and exit 1", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = String((listener.addr as Deno.NetAddr).port);
+  const result = await runCli(["serve", "--port", port]);
+  assert.equal(result.code, 1);
+  assert.equal(result.stdout, "");
+  assert.match(
+    result.stderr,
+    new RegExp(
+      `error: cannot listen on 127.0.0.1:${port}: the port is in use; choose another with --port`,
+    ),
+  );
+  assert.ok(!result.stderr.includes("    at "), "no stack trace");
+});
+
+Deno.test("cli: a missing permission names the flag to add", async () => {
+  const result = await runCli(["serve", "--port", "0"], { flags: ["--no-prompt", "--allow-run"] });
+  assert.equal(result.code, 1);
+  assert.match(
+    result.stderr,
+    /^\[mcp-proxy\] error: missing permission: mcp-proxy needs net access to "127.0.0.1:0"; run again with --allow-net=127.0.0.1:0\n$/,
+  );
+  const run = await runCli(["serve", "--port", "0", "--", "some-server", "--stdio"], {
+    flags: ["--no-prompt", "--allow-net", "--allow-run=node"],
+  });
+  assert.equal(run.code, 1);
+  assert.match(
+    run.stderr,
+    /^\[mcp-proxy\] error: missing permission: mcp-proxy needs to run "some-server"; run again with --allow-run=some-server\n$/,
+  );
+});
+
+Deno.test("cli: serve runs under narrowed permissions", async () => {
+  // Listening on one address and running one program is all serve needs; no prompt, no -A.
+  const command = fixtureCommand("faulty_stdio.ts");
+  await using proxy = await startServe([], command, {
+    cliFlags: ["--no-prompt", "--allow-net=127.0.0.1", `--allow-run=${command[0]}`],
+  });
+  await using client = await connectHttp(proxy.mcpUrl);
+  assert.equal(
+    textOf(await client.callTool({ name: "echo", arguments: { text: "narrow" } })),
+    "narrow",
+  );
+});

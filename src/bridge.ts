@@ -89,6 +89,10 @@ export class Bridge {
       const progressToken = progressTokenOf(message);
       this.#pending.set(message.id, { progressToken });
       if (progressToken !== undefined) this.#progress.set(progressToken, message.id);
+    } else if ("method" in message && message.method === "notifications/cancelled") {
+      // A cancelled request gets no response (the server SHOULD NOT send one): stop waiting.
+      const id = (message.params as { requestId?: RequestId } | undefined)?.requestId;
+      if (id !== undefined) this.#forget(id);
     }
     try {
       await this.upstream.send(message);
@@ -102,10 +106,8 @@ export class Bridge {
     let related: RequestId | undefined;
     if (isResponse(message)) {
       related = message.id;
-      const pending = related === undefined ? undefined : this.#pending.get(related);
-      if (pending && related !== undefined) {
-        this.#pending.delete(related);
-        if (pending.progressToken !== undefined) this.#progress.delete(pending.progressToken);
+      if (related !== undefined && this.#pending.has(related)) {
+        this.#forget(related);
         this.#options.onActivity?.();
       }
     } else if (message.method === "notifications/progress") {
@@ -132,10 +134,14 @@ export class Bridge {
     }
   }
 
-  #answer(id: RequestId, reason: string): void {
+  #forget(id: RequestId): void {
     const pending = this.#pending.get(id);
     this.#pending.delete(id);
     if (pending?.progressToken !== undefined) this.#progress.delete(pending.progressToken);
+  }
+
+  #answer(id: RequestId, reason: string): void {
+    this.#forget(id);
     this.downstream.send(errorResponse(id, UPSTREAM_ERROR, reason), { relatedRequestId: id })
       .catch((error) => log.debug(`could not deliver an error response: ${formatError(error)}`));
   }

@@ -10,6 +10,7 @@ export { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
 export {
   CreateMessageRequestSchema,
   ElicitRequestSchema,
+  ListRootsRequestSchema,
   LoggingMessageNotificationSchema,
   ResourceUpdatedNotificationSchema,
 } from "@modelcontextprotocol/sdk/types.js";

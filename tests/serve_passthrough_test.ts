@@ -1,0 +1,84 @@
+// serve passes everything through untouched: cancellation reaches the child, roots requests reach
+// the client, and the child gets --env, --cwd and our inherited environment.
+
+import assert from "node:assert/strict";
+import { fixtureCommand, fixturePath, startServe } from "./support/cli.ts";
+import { connectHttp, connectSse, textOf } from "./support/client.ts";
+import { ListRootsRequestSchema } from "./support/sdk.ts";
+import { waitFor } from "./support/wait.ts";
+
+for (
+  const [transport, connect] of [["Streamable HTTP", connectHttp], ["SSE", connectSse]] as const
+) {
+  Deno.test(`serve (${transport}): a cancelled request is cancelled in the child`, async () => {
+    await using proxy = await startServe([], fixtureCommand("faulty_stdio.ts"));
+    await using client = await connect(transport === "SSE" ? proxy.sseUrl : proxy.mcpUrl);
+    const abort = new AbortController();
+    let arrived!: () => void;
+    const started = new Promise<void>((resolve) => (arrived = resolve));
+    const call = client.callTool({ name: "wait_cancel", arguments: {} }, undefined, {
+      signal: abort.signal,
+      onprogress: () => arrived(),
+    });
+    await started;
+    abort.abort("changed my mind");
+    await assert.rejects(call, /changed my mind|abort/i);
+    await waitFor(async () =>
+      textOf(await client.callTool({ name: "cancellations", arguments: {} })) === "1"
+    );
+  });
+
+  Deno.test(`serve (${transport}): roots/list from the child reaches the client`, async () => {
+    await using proxy = await startServe([], fixtureCommand("faulty_stdio.ts"));
+    await using client = await connect(transport === "SSE" ? proxy.sseUrl : proxy.mcpUrl, {
+      capabilities: { roots: { listChanged: true } },
+    });
+    const roots = [{ uri: "file:///work/project", name: "project" }];
+    client.setRequestHandler(ListRootsRequestSchema, () => ({ roots }));
+    const result = await client.callTool({ name: "roots", arguments: {} });
+    assert.deepEqual(JSON.parse(textOf(result)), roots);
+    await client.sendRootsListChanged();
+  });
+}
+
+Deno.test("serve: the child gets --env, --cwd and the inherited environment", async () => {
+  const dir = fixturePath(".");
+  const command = [
+    Deno.execPath(),
+    "run",
+    "--no-prompt",
+    "--quiet",
+    "--allow-env=FROM_FLAG,FROM_PARENT",
+    `--allow-read=${dir}`,
+    fixturePath("faulty_stdio.ts"),
+  ];
+  await using proxy = await startServe(
+    ["--env", "FROM_FLAG=flag value", "--env", "FROM_PARENT=overridden?", "--cwd", dir],
+    command,
+    { env: { FROM_PARENT: "parent" } },
+  );
+  await using client = await connectHttp(proxy.mcpUrl);
+  const getenv = async (name: string) =>
+    textOf(await client.callTool({ name: "getenv", arguments: { name } }));
+  assert.equal(await getenv("FROM_FLAG"), "flag value");
+  assert.equal(await getenv("FROM_PARENT"), "overridden?", "--env wins over the inherited value");
+  assert.equal(
+    textOf(await client.callTool({ name: "cwd", arguments: {} })).replace(/\/$/, ""),
+    dir.replace(/\/$/, ""),
+  );
+});
+
+Deno.test("serve: the child inherits the proxy's environment without --allow-env", async () => {
+  const command = [
+    Deno.execPath(),
+    "run",
+    "--no-prompt",
+    "--quiet",
+    "--allow-env=FROM_PARENT",
+    fixturePath("faulty_stdio.ts"),
+  ];
+  await using proxy = await startServe([], command, { env: { FROM_PARENT: "parent" } });
+  await using client = await connectHttp(proxy.mcpUrl);
+  const value = await client.callTool({ name: "getenv", arguments: { name: "FROM_PARENT" } });
+  assert.equal(textOf(value), "parent");
+});

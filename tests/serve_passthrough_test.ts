@@ -82,3 +82,13 @@ Deno.test("serve: the child inherits the proxy's environment without --allow-env
   const value = await client.callTool({ name: "getenv", arguments: { name: "FROM_PARENT" } });
   assert.equal(textOf(value), "parent");
 });
+
+Deno.test("serve: multi-megabyte results and requests pass intact", async () => {
+  await using proxy = await startServe([], fixtureCommand("faulty_stdio.ts"));
+  await using client = await connectHttp(proxy.mcpUrl);
+  const big = textOf(await client.callTool({ name: "big", arguments: { kb: 8192 } }));
+  assert.equal(big.length, 8192 * 1024);
+  assert.ok(/^x+$/.test(big));
+  const text = "\u00e9".repeat(1024 * 1024); // 2 MiB of UTF-8, under the 4 MiB default body limit
+  assert.equal(textOf(await client.callTool({ name: "echo", arguments: { text } })), text);
+});

@@ -3,6 +3,7 @@
 import { parseCli } from "./src/cli.ts";
 import { exitCodeFor, formatError, permissionError, UsageError } from "./src/errors.ts";
 import { log, setLogLevel } from "./src/log.ts";
+import { SECRET_ENV_VARS } from "./src/permissions.ts";
 import { startServe } from "./src/serve.ts";
 import { VERSION } from "./src/version.ts";
 
@@ -21,6 +22,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
         return 0;
       case "serve": {
         setLogLevel(command.logLevel);
+        scrubSecrets();
         const handle = startServe(command);
         await handle.done;
         return 0;
@@ -41,6 +43,18 @@ export async function runCli(args: readonly string[]): Promise<number> {
 function readEnv(name: string): string | undefined {
   const state = Deno.permissions.querySync({ name: "env", variable: name }).state;
   return state === "granted" ? Deno.env.get(name) : undefined;
+}
+
+/**
+ * Removes secret fallbacks (already read) from our environment, so the servers we spawn do not
+ * inherit the proxy's own API key. A child that needs one gets it with --env.
+ */
+function scrubSecrets(): void {
+  for (const name of SECRET_ENV_VARS) {
+    if (Deno.permissions.querySync({ name: "env", variable: name }).state === "granted") {
+      Deno.env.delete(name);
+    }
+  }
 }
 
 if (import.meta.main) {

@@ -7,6 +7,9 @@ import { ProxyError } from "./errors.ts";
 /** Environment variables the CLI reads as fallbacks for flags. */
 export const ENV_VARS = ["MCP_PROXY_API_KEY"] as const;
 
+/** Those of ENV_VARS that hold secrets: read once, then removed so children do not inherit them. */
+export const SECRET_ENV_VARS: readonly string[] = ["MCP_PROXY_API_KEY"];
+
 /**
  * serve: --allow-net to listen (and later to reach remote upstreams), --allow-run to spawn the
  * stdio server, --allow-env only for the fallbacks above. Children inherit the environment without

@@ -30,7 +30,10 @@ export class McpEndpoint {
   readonly prefix: string;
   #options: EndpointOptions;
   #shared?: SharedUpstream;
-  #streamable = new Map<string, WebStandardStreamableHTTPServerTransport>();
+  #streamable = new Map<
+    string,
+    { transport: WebStandardStreamableHTTPServerTransport; events: BoundedEventStore }
+  >();
   #sse = new Map<string, SseServerTransport>();
 
   constructor(options: EndpointOptions) {
@@ -64,9 +67,19 @@ export class McpEndpoint {
     if (this.#shared) return await this.#stateless(req);
     const sessionId = req.headers.get(SESSION_HEADER);
     if (sessionId !== null) {
-      const transport = this.#streamable.get(sessionId);
-      if (!transport) return sessionNotFound(sessionId);
+      const session = this.#streamable.get(sessionId);
+      if (!session) return sessionNotFound(sessionId);
+      const { transport, events } = session;
       this.#options.registry.touch(sessionId);
+      const lastEventId = req.method === "GET" ? req.headers.get("last-event-id") : null;
+      if (lastEventId !== null && !events.knows(lastEventId)) {
+        return jsonRpcErrorResponse(
+          400,
+          -32000,
+          `Bad Request: Last-Event-ID "${lastEventId}" names no stream of this session whose ` +
+            "events are still held; retry the request instead of resuming",
+        );
+      }
       if (req.method !== "POST") return await transport.handleRequest(req);
       const body = await readJsonBody(req, this.#options.maxBody);
       if (!body.ok) return body.response;
@@ -90,13 +103,14 @@ export class McpEndpoint {
   async #openSession(req: Request, body: unknown): Promise<Response> {
     const { registry, eventLimits, maxBody } = this.#options;
     let sessionId: string | undefined;
+    const events = new BoundedEventStore(eventLimits);
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => crypto.randomUUID(),
-      eventStore: new BoundedEventStore(eventLimits),
+      eventStore: events,
       maxRequestBodySize: maxBody,
       onsessioninitialized: (id) => {
         sessionId = id;
-        this.#streamable.set(id, transport);
+        this.#streamable.set(id, { transport, events });
         registry.add({
           id,
           kind: "streamable",

@@ -14,7 +14,7 @@ interface StoredEvent {
 export interface EventStoreLimits {
   /** Most events held; the oldest are dropped first. */
   maxEvents: number;
-  /** Most bytes (serialized) held; the oldest are dropped first. */
+  /** Most serialized size held (in UTF-16 code units, about bytes); the oldest are dropped first. */
   maxBytes: number;
 }
 
@@ -42,7 +42,7 @@ export class BoundedEventStore implements EventStore {
 
   storeEvent(streamId: string, message: JSONRPCMessage): Promise<string> {
     const seq = ++this.#seq;
-    const size = "result" in message ? JSON.stringify(message).length : 256;
+    const size = JSON.stringify(message).length;
     this.#events.push({ seq, streamId, message, size });
     this.#bytes += size;
     while (
@@ -59,8 +59,18 @@ export class BoundedEventStore implements EventStore {
     return Promise.resolve(`${streamId}:${seq}`);
   }
 
-  getStreamIdForEventId(eventId: string): Promise<string | undefined> {
-    return Promise.resolve(parse(eventId)?.streamId);
+  /**
+   * True when `eventId` names a stream that still has events here. (Deliberately not the SDK's
+   * optional getStreamIdForEventId: with it, a client resuming before the server has noticed its
+   * old connection drop gets 409; without it, the resume replaces the stale stream.)
+   */
+  knows(eventId: string): boolean {
+    const streamId = parse(eventId)?.streamId;
+    if (streamId === undefined) return false;
+    for (let i = this.#head; i < this.#events.length; i++) {
+      if (this.#events[i]!.streamId === streamId) return true;
+    }
+    return false;
   }
 
   async replayEventsAfter(

@@ -1,0 +1,65 @@
+// A small Server-Sent Events parser for tests that read Streamable HTTP responses by hand: yields
+// each event (a block ended by a blank line that has at least one field; comments are skipped).
+
+export interface SseEvent {
+  /** The `id` field of this event, if it had one (not the sticky last-event-id). */
+  id?: string;
+  /** The `event` field; undefined means the default type, "message". */
+  event?: string;
+  /** The data lines joined with "\n"; "" for an event like the priming one (`data: `). */
+  data: string;
+  /** The `retry` field in milliseconds, if present and numeric. */
+  retry?: number;
+}
+
+/** Parses `body` as text/event-stream; ends when the stream ends (or is cancelled). */
+export async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerator<SseEvent> {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  let current: { id?: string; event?: string; data?: string[]; retry?: number } = {};
+  let fields = 0;
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      for (;;) {
+        const end = buffer.search(/\r\n|\r|\n/);
+        // A lone "\r" at the end of the buffer may be the first half of "\r\n": wait for more.
+        if (end === -1 || (buffer[end] === "\r" && end === buffer.length - 1)) break;
+        const line = buffer.slice(0, end);
+        buffer = buffer.slice(end + (buffer.startsWith("\r\n", end) ? 2 : 1));
+        if (line === "") {
+          if (fields > 0) {
+            const event: SseEvent = { data: (current.data ?? []).join("\n") };
+            if (current.id !== undefined) event.id = current.id;
+            if (current.event !== undefined) event.event = current.event;
+            if (current.retry !== undefined) event.retry = current.retry;
+            yield event;
+          }
+          current = {};
+          fields = 0;
+          continue;
+        }
+        if (line.startsWith(":")) continue;
+        const colon = line.indexOf(":");
+        const name = colon === -1 ? line : line.slice(0, colon);
+        let text = colon === -1 ? "" : line.slice(colon + 1);
+        if (text.startsWith(" ")) text = text.slice(1);
+        fields++;
+        if (name === "data") (current.data ??= []).push(text);
+        else if (name === "id") current.id = text;
+        else if (name === "event") current.event = text;
+        else if (name === "retry" && /^\d+$/.test(text)) current.retry = Number(text);
+        else fields--;
+      }
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+}
+
+/** The JSON-RPC message an SSE event carries, or undefined for a data-less one (priming). */
+export function messageOf(event: SseEvent): Record<string, unknown> | undefined {
+  return event.data === "" ? undefined : JSON.parse(event.data);
+}

@@ -63,3 +63,33 @@ export async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerato
 export function messageOf(event: SseEvent): Record<string, unknown> | undefined {
   return event.data === "" ? undefined : JSON.parse(event.data);
 }
+
+/** Reads events one at a time from a response, each within a deadline (a lost event fails). */
+export class EventReader {
+  #events: AsyncGenerator<SseEvent>;
+
+  constructor(response: Response) {
+    if (!response.body) throw new Error("an event stream has a body");
+    this.#events = parseSse(response.body);
+  }
+
+  /** The next event; rejects if the stream ends or none arrives within `timeoutMs`. */
+  async next(timeoutMs = 10_000): Promise<SseEvent> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no event within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      const { value, done } = await Promise.race([this.#events.next(), timeout]);
+      if (done) throw new Error("the event stream ended");
+      return value;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Stops reading and drops the connection. */
+  async cancel(): Promise<void> {
+    await this.#events.return(undefined);
+  }
+}

@@ -1,0 +1,287 @@
+// serve over legacy SSE (GET /sse + POST /message), end to end: the real CLI spawns a child per SSE
+// session, the SDK SSE client drives every feature through it, and raw fetch checks the wire.
+
+import assert from "node:assert/strict";
+import { fixtureCommand, startServe } from "./support/cli.ts";
+import { connectSse, textOf } from "./support/client.ts";
+import {
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  LoggingMessageNotificationSchema,
+  ResourceUpdatedNotificationSchema,
+} from "./support/sdk.ts";
+import { EventReader } from "./support/sse.ts";
+import { health, waitFor } from "./support/wait.ts";
+
+const everything = fixtureCommand("everything_stdio.ts");
+const faulty = fixtureCommand("faulty_stdio.ts");
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+Deno.test("serve SSE: carries tools, prompts and resources", async () => {
+  await using proxy = await startServe([], everything);
+  await using client = await connectSse(proxy.sseUrl);
+  assert.equal(client.getServerVersion()?.name, "mcp-proxy-everything-server");
+  assert.ok(client.getServerCapabilities()?.tools, "the child's capabilities come through");
+
+  const { tools } = await client.listTools();
+  assert.ok(tools.some((tool) => tool.name === "test_simple_text"));
+  const simple = await client.callTool({ name: "test_simple_text", arguments: {} });
+  assert.equal(textOf(simple), "This is a simple text response for testing.");
+  const failing = await client.callTool({ name: "test_error_handling", arguments: {} });
+  assert.equal(failing.isError, true);
+
+  const { prompts } = await client.listPrompts();
+  assert.ok(prompts.some((prompt) => prompt.name === "test_simple_prompt"));
+  const simplePrompt = await client.getPrompt({ name: "test_simple_prompt" });
+  assert.deepEqual(simplePrompt.messages[0]?.content, {
+    type: "text",
+    text: "This is a simple prompt for testing.",
+  });
+  const prompt = await client.getPrompt({
+    name: "test_prompt_with_arguments",
+    arguments: { arg1: "a", arg2: "b" },
+  });
+  assert.deepEqual(prompt.messages[0]?.content, {
+    type: "text",
+    text: "Prompt with arguments: arg1='a', arg2='b'",
+  });
+
+  const { resources } = await client.listResources();
+  assert.ok(resources.some((resource) => resource.uri === "test://static-text"));
+  const text = await client.readResource({ uri: "test://static-text" });
+  assert.deepEqual(text.contents, [{
+    uri: "test://static-text",
+    mimeType: "text/plain",
+    text: "This is the content of the static text resource.",
+  }]);
+  const { resourceTemplates } = await client.listResourceTemplates();
+  assert.ok(resourceTemplates.some((t) => t.uriTemplate === "test://template/{id}/data"));
+  const templated = await client.readResource({ uri: "test://template/42/data" });
+  assert.match(JSON.stringify(templated.contents), /Data for ID: 42/);
+  assert.deepEqual(await client.ping(), {});
+});
+
+Deno.test("serve SSE: progress, logging, subscriptions, sampling and elicitation", async () => {
+  await using proxy = await startServe([], everything);
+  await using client = await connectSse(proxy.sseUrl, {
+    capabilities: { sampling: {}, elicitation: {} },
+  });
+
+  const progress: number[] = [];
+  const done = await client.callTool(
+    { name: "test_tool_with_progress", arguments: {} },
+    undefined,
+    { onprogress: (p) => progress.push(p.progress) },
+  );
+  assert.equal(textOf(done), "Tool with progress executed successfully");
+  assert.deepEqual(progress, [0, 50, 100]);
+
+  const logs: string[] = [];
+  client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+    logs.push(String(n.params.data));
+  });
+  await client.setLoggingLevel("info");
+  await client.callTool({ name: "test_tool_with_logging", arguments: {} });
+  assert.deepEqual(logs, [
+    "Tool execution started",
+    "Tool processing data",
+    "Tool execution completed",
+  ]);
+
+  const updates: string[] = [];
+  client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+    updates.push(n.params.uri);
+  });
+  await client.subscribeResource({ uri: "test://watched-resource" });
+  const update = await client.callTool({ name: "test_resource_update", arguments: {} });
+  assert.equal(textOf(update), "Sent update for test://watched-resource");
+  assert.deepEqual(updates, ["test://watched-resource"]);
+
+  client.setRequestHandler(CreateMessageRequestSchema, (request) => {
+    const content = request.params.messages[0]?.content as { text?: string };
+    return {
+      role: "assistant",
+      content: { type: "text", text: `echo of ${content.text}` },
+      model: "test-model",
+    };
+  });
+  const sampled = await client.callTool({ name: "test_sampling", arguments: { prompt: "hi" } });
+  assert.equal(textOf(sampled), "LLM response: echo of hi");
+
+  client.setRequestHandler(ElicitRequestSchema, (request) => {
+    assert.equal(request.params.message, "Who are you?");
+    return { action: "accept", content: { username: "ada", email: "ada@example.com" } };
+  });
+  const elicited = await client.callTool({
+    name: "test_elicitation",
+    arguments: { message: "Who are you?" },
+  });
+  assert.equal(
+    textOf(elicited),
+    'User response: action=accept, content={"username":"ada","email":"ada@example.com"}',
+  );
+});
+
+Deno.test("serve SSE: a child per SSE session; closing the client ends it", async () => {
+  await using proxy = await startServe([], faulty);
+  const a = await connectSse(proxy.sseUrl);
+  const b = await connectSse(proxy.sseUrl);
+  const whoami = async (client: typeof a) =>
+    JSON.parse(textOf(await client.callTool({ name: "whoami", arguments: {} }))) as {
+      pid: number;
+      calls: number;
+    };
+  // Interleaved, concurrently: each client sees only its own child and its own counter.
+  const [a1, b1] = await Promise.all([whoami(a), whoami(b)]);
+  const [a2, b2] = await Promise.all([whoami(a), whoami(b)]);
+  const a3 = await whoami(a);
+  assert.notEqual(a1.pid, b1.pid, "two SSE sessions share no child");
+  assert.deepEqual([a1.pid, a2.pid, a3.pid], [a1.pid, a1.pid, a1.pid]);
+  assert.deepEqual([b1.pid, b2.pid], [b1.pid, b1.pid]);
+  assert.deepEqual([a1.calls, a2.calls, a3.calls], [1, 2, 3]);
+  assert.deepEqual([b1.calls, b2.calls], [1, 2]);
+  const echoed = await b.callTool({ name: "echo", arguments: { text: "only b" } });
+  assert.equal(textOf(echoed), "only b");
+
+  const during = await health(proxy.url);
+  assert.equal(during.children, 2);
+  assert.deepEqual(during.sessions, { streamable: 0, sse: 2 });
+
+  // Closing a client drops its GET stream: that session and its child end, the other lives on.
+  await a.close();
+  await waitFor(async () => (await health(proxy.url)).children === 1);
+  assert.deepEqual((await health(proxy.url)).sessions, { streamable: 0, sse: 1 });
+  assert.deepEqual(await whoami(b), { pid: b1.pid, calls: 3 });
+
+  await b.close();
+  await waitFor(async () => (await health(proxy.url)).children === 0);
+  assert.deepEqual((await health(proxy.url)).sessions, { streamable: 0, sse: 0 });
+});
+
+Deno.test("serve SSE: the wire: endpoint event, 202, answers on the stream", async (t) => {
+  await using proxy = await startServe([], faulty);
+
+  await t.step("GET /sse opens with an endpoint event naming the session", async () => {
+    const response = await fetch(proxy.sseUrl, { headers: { accept: "text/event-stream" } });
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get("content-type") ?? "", /^text\/event-stream/);
+    const events = new EventReader(response);
+    try {
+      const first = await events.next();
+      assert.equal(first.event, "endpoint");
+      const match = first.data.match(/^\/message\?sessionId=(.+)$/);
+      assert.ok(match, `endpoint data is /message?sessionId=<uuid> (got ${first.data})`);
+      assert.match(match[1]!, UUID);
+      assert.deepEqual((await health(proxy.url)).sessions, { streamable: 0, sse: 1 });
+    } finally {
+      await events.cancel();
+    }
+    await waitFor(async () => (await health(proxy.url)).sessions.sse === 0);
+  });
+
+  await t.step("POST /message answers 202; the response arrives on the stream", async () => {
+    const response = await fetch(proxy.sseUrl);
+    const events = new EventReader(response);
+    try {
+      const endpoint = new URL((await events.next()).data, proxy.url);
+      const posted = await postJson(endpoint, {
+        jsonrpc: "2.0",
+        id: "init-1",
+        method: "initialize",
+        params: {
+          protocolVersion: "2024-11-05",
+          capabilities: {},
+          clientInfo: { name: "raw", version: "1.0.0" },
+        },
+      });
+      assert.equal(posted.status, 202);
+      await posted.body?.cancel();
+      const answer = await events.next();
+      assert.equal(answer.event ?? "message", "message");
+      const message = JSON.parse(answer.data);
+      assert.equal(message.id, "init-1");
+      assert.equal(message.result.serverInfo.name, "faulty");
+      assert.deepEqual((await health(proxy.url)).sessions, { streamable: 0, sse: 1 });
+    } finally {
+      await events.cancel();
+    }
+    // Dropping the stream ends the session and its child.
+    await waitFor(async () => (await health(proxy.url)).children === 0);
+    assert.deepEqual((await health(proxy.url)).sessions, { streamable: 0, sse: 0 });
+  });
+
+  await t.step("POST /message with an unknown sessionId is 404 with a JSON-RPC error", async () => {
+    const unknown = crypto.randomUUID();
+    const response = await postJson(
+      new URL(`/message?sessionId=${unknown}`, proxy.url),
+      { jsonrpc: "2.0", id: 1, method: "ping" },
+    );
+    assert.equal(response.status, 404);
+    assert.match(response.headers.get("content-type") ?? "", /^application\/json/);
+    const body = await response.json();
+    assert.equal(body.jsonrpc, "2.0");
+    assert.equal(body.id, null);
+    assert.equal(body.error.code, -32001);
+    assert.match(body.error.message, new RegExp(unknown));
+  });
+
+  await t.step("POST /message without sessionId is 400", async () => {
+    const response = await postJson(new URL("/message", proxy.url), {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "ping",
+    });
+    assert.equal(response.status, 400);
+    const body = await response.json();
+    assert.equal(body.jsonrpc, "2.0");
+    assert.equal(typeof body.error.code, "number");
+    assert.match(body.error.message, /sessionId/);
+  });
+
+  await t.step("POST /message with malformed JSON is 400 with -32700", async () => {
+    const response = await fetch(proxy.sseUrl);
+    const events = new EventReader(response);
+    try {
+      const endpoint = new URL((await events.next()).data, proxy.url);
+      const posted = await fetch(endpoint, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: '{"jsonrpc": "2.0", "id": 1, "method": ',
+      });
+      assert.equal(posted.status, 400);
+      const body = await posted.json();
+      assert.equal(body.jsonrpc, "2.0");
+      assert.equal(body.id, null);
+      assert.equal(body.error.code, -32700);
+      // The session survives a bad POST.
+      const ping = await postJson(endpoint, { jsonrpc: "2.0", id: 7, method: "ping" });
+      assert.equal(ping.status, 202);
+      await ping.body?.cancel();
+      assert.deepEqual(JSON.parse((await events.next()).data), {
+        jsonrpc: "2.0",
+        id: 7,
+        result: {},
+      });
+    } finally {
+      await events.cancel();
+    }
+  });
+
+  await t.step("GET /message is 405", async () => {
+    const response = await fetch(new URL("/message?sessionId=x", proxy.url));
+    assert.equal(response.status, 405);
+    assert.equal(response.headers.get("allow"), "POST");
+    const body = await response.json();
+    assert.equal(body.error.code, -32000);
+  });
+
+  await waitFor(async () => (await health(proxy.url)).children === 0);
+});
+
+function postJson(url: URL, body: unknown): Promise<Response> {
+  return fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}

@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { fixtureCommand, startServe } from "./support/cli.ts";
-import { connectHttp, textOf } from "./support/client.ts";
+import { connectHttp, connectSse, textOf } from "./support/client.ts";
 import { Client, StreamableHTTPClientTransport } from "./support/sdk.ts";
 import { health, waitFor } from "./support/wait.ts";
 
@@ -170,6 +170,37 @@ Deno.test("serve --stateless: a crash fails the call; a fresh child serves next"
   const after = await health(proxy.url);
   assert.equal(after.children, 1);
   assert.deepEqual(after.sessions, { streamable: 0, sse: 0 });
+});
+
+Deno.test("serve --stateless: SSE clients share the warm child too", async () => {
+  await using proxy = await startServe(["--stateless"], faulty);
+  const pids = await Promise.all([0, 1].map(async () => {
+    await using client = await connectSse(proxy.sseUrl);
+    return JSON.parse(textOf(await client.callTool({ name: "whoami", arguments: {} }))).pid;
+  }));
+  assert.equal(pids[0], pids[1]);
+  assert.equal((await health(proxy.url)).children, 1);
+});
+
+Deno.test("serve --stateless: a server that cannot start makes /health 503 and calls fail clearly", async () => {
+  await using proxy = await startServe(["--stateless"], ["mcp-proxy-no-such-command"]);
+  await proxy.waitForLine(/error: cannot start the shared server: .*command not found/);
+  const response = await fetch(`${proxy.url}/health`);
+  assert.equal(response.status, 503);
+  const report = await response.json();
+  assert.equal(report.status, "failing");
+  assert.equal(report.server.running, false);
+  assert.equal(report.server.startFailed, true);
+  assert.match(
+    report.server.lastError,
+    /cannot start "mcp-proxy-no-such-command": command not found/,
+  );
+  const error = await connectHttp(proxy.mcpUrl).then(
+    () => assert.fail("initialize must fail"),
+    (e: Error & { code?: number }) => e,
+  );
+  assert.equal(error.code, -32000);
+  assert.match(error.message, /command not found/);
 });
 
 /** POSTs one tools/call with no initialize and no session, and reads its one JSON-RPC answer. */

@@ -7,7 +7,7 @@ import { log } from "../log.ts";
 import { isInitializeRequest, WebStandardStreamableHTTPServerTransport } from "../sdk.ts";
 import { SESSION_NOT_FOUND, UPSTREAM_ERROR } from "../jsonrpc.ts";
 import type { UpstreamTransport } from "../upstream/child.ts";
-import { SharedUpstream } from "../upstream/shared.ts";
+import { type SharedState, SharedUpstream } from "../upstream/shared.ts";
 import { jsonRpcErrorResponse, readJsonBody } from "./body.ts";
 import { BoundedEventStore, type EventStoreLimits } from "./event_store.ts";
 import type { SessionRegistry } from "./sessions.ts";
@@ -58,6 +58,13 @@ export class McpEndpoint {
 
   async close(): Promise<void> {
     await this.#shared?.close();
+  }
+
+  /** For /health: stateless endpoints report their shared server; a failed start is not ok. */
+  health(): { ok: boolean; shared?: SharedState } {
+    if (!this.#shared) return { ok: true };
+    const shared = this.#shared.state;
+    return { ok: !shared.startFailed, shared };
   }
 
   async #mcp(req: Request): Promise<Response> {

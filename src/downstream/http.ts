@@ -29,17 +29,23 @@ export interface RunningServer {
 export function startHttpServer(options: HttpServerOptions): RunningServer {
   const guards = new Guards(options);
   const started = performance.now();
-  const health = () => ({
-    status: "ok",
-    version: options.version,
-    mode: options.stateless ? "stateless" : "stateful",
-    uptimeSeconds: Math.round((performance.now() - started) / 1000),
-    sessions: {
-      streamable: options.registry.count("streamable"),
-      sse: options.registry.count("sse"),
-    },
-    children: runningChildren(),
-  });
+  const health = () => {
+    const endpoints = options.endpoints.map((endpoint) => endpoint.health());
+    const ok = endpoints.every((endpoint) => endpoint.ok);
+    const shared = endpoints.find((endpoint) => endpoint.shared)?.shared;
+    return {
+      status: ok ? "ok" : "failing",
+      version: options.version,
+      mode: options.stateless ? "stateless" : "stateful",
+      uptimeSeconds: Math.round((performance.now() - started) / 1000),
+      sessions: {
+        streamable: options.registry.count("streamable"),
+        sse: options.registry.count("sse"),
+      },
+      children: runningChildren(),
+      ...(shared ? { server: shared } : {}),
+    };
+  };
 
   const handler = async (req: Request): Promise<Response> => {
     const path = new URL(req.url).pathname;
@@ -47,7 +53,11 @@ export function startHttpServer(options: HttpServerOptions): RunningServer {
       if (req.method !== "GET" && req.method !== "HEAD") {
         return jsonRpcErrorResponse(405, -32000, "Method not allowed; use GET", { allow: "GET" });
       }
-      return Response.json(health(), { headers: { "cache-control": "no-store" } });
+      const report = health();
+      return Response.json(report, {
+        status: report.status === "ok" ? 200 : 503,
+        headers: { "cache-control": "no-store" },
+      });
     }
     const refused = guards.checkHost(req) ?? guards.checkOrigin(req);
     if (refused) return refused;

@@ -68,7 +68,7 @@ export class ChildTransport implements UpstreamTransport {
         detached: !isWindows,
       }).spawn();
     } catch (error) {
-      throw spawnError(command, cwd, error);
+      return Promise.reject(spawnError(command, cwd, error));
     }
     const child = this.#process;
     running++;

@@ -28,6 +28,12 @@ interface Outstanding {
   token?: string | number;
 }
 
+export interface SharedState {
+  running: boolean;
+  startFailed: boolean;
+  lastError?: string;
+}
+
 /** Owns the real upstream; `connect()` hands out a virtual transport per client. */
 export class SharedUpstream {
   #factory: () => UpstreamTransport;
@@ -41,6 +47,8 @@ export class SharedUpstream {
   #serverRequests = new Map<RequestId, Receiver>();
   #clients = new Set<SharedClient>();
   #closed = false;
+  #lastError?: string;
+  #startFailed = false;
 
   constructor(factory: () => UpstreamTransport) {
     this.#factory = factory;
@@ -61,9 +69,17 @@ export class SharedUpstream {
     await this.#upstream?.close();
   }
 
-  /** Clients attached now (for health). */
-  get clients(): number {
-    return this.#clients.size;
+  /**
+   * For /health: whether the upstream runs, whether its last start failed, and why it last failed
+   * or stopped. A crash alone is not a failure: the next request starts it again.
+   */
+  get state(): SharedState {
+    const state: SharedState = {
+      running: this.#upstream !== undefined,
+      startFailed: this.#startFailed,
+    };
+    if (this.#lastError !== undefined) state.lastError = this.#lastError;
+    return state;
   }
 
   /** @internal */ attach(client: SharedClient): void {
@@ -140,10 +156,14 @@ export class SharedUpstream {
     upstream.onclose = () => this.#upstreamClosed(upstream);
     this.#starting = upstream.start().then(() => {
       this.#upstream = upstream;
+      this.#lastError = undefined;
+      this.#startFailed = false;
       return upstream;
     });
-    this.#starting.catch(() => {
+    this.#starting.catch((error) => {
       this.#starting = undefined;
+      this.#lastError = formatError(error);
+      this.#startFailed = true;
     });
     return this.#starting;
   }
@@ -220,6 +240,7 @@ export class SharedUpstream {
   #upstreamClosed(upstream: UpstreamTransport): void {
     if (this.#upstream !== upstream && this.#starting === undefined) return;
     this.#upstream = undefined;
+    if (!this.#closed) this.#lastError = `MCP server ${upstream.closeReason ?? "stopped"}`;
     this.#starting = undefined;
     this.#initialized = undefined;
     const reason = `MCP server ${upstream.closeReason ?? "closed the connection"}`;

@@ -609,6 +609,17 @@ Deno.test("serve: oversized, malformed and misrouted requests are refused withou
     await unharmed("404 path");
   });
 
+  await t.step("an initialize the SDK transport refuses (406) leaves no child behind", async () => {
+    const response = await post(JSON.stringify(INITIALIZE), {
+      "content-type": "application/json",
+      accept: "application/json",
+    });
+    assert.equal(response.status, 406);
+    await response.body?.cancel();
+    await waitFor(async () => (await health(proxy)).children === 1);
+    await unharmed("406");
+  });
+
   await t.step("a new session can still be started", async () => {
     await using second = await connectHttp(proxy.mcpUrl);
     await assertEchoes(second, "new session");

@@ -137,7 +137,11 @@ export class McpEndpoint {
       },
     });
     const failed = await startBridge(bridge, (body as { id: string | number }).id);
-    return failed ?? await transport.handleRequest(req, { parsedBody: body });
+    if (failed) return failed;
+    const response = await transport.handleRequest(req, { parsedBody: body });
+    // Refused before a session began (e.g. 406 for a bad Accept): nothing may keep the child.
+    if (sessionId === undefined) await bridge.close("the initialize request was refused");
+    return response;
   }
 
   async #stateless(req: Request): Promise<Response> {

@@ -3,7 +3,7 @@
 import { parseCli } from "./src/cli.ts";
 import { exitCodeFor, formatError, permissionError, UsageError } from "./src/errors.ts";
 import { log, setLogLevel } from "./src/log.ts";
-import { SECRET_ENV_VARS } from "./src/permissions.ts";
+import { granted, SECRET_ENV_VARS } from "./src/permissions.ts";
 import { startServe } from "./src/serve.ts";
 import { VERSION } from "./src/version.ts";
 
@@ -41,8 +41,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
 
 /** Environment fallbacks are read only where permission was granted, without prompting. */
 function readEnv(name: string): string | undefined {
-  const state = Deno.permissions.querySync({ name: "env", variable: name }).state;
-  return state === "granted" ? Deno.env.get(name) : undefined;
+  return granted({ name: "env", variable: name }) ? Deno.env.get(name) : undefined;
 }
 
 /**
@@ -51,9 +50,7 @@ function readEnv(name: string): string | undefined {
  */
 function scrubSecrets(): void {
   for (const name of SECRET_ENV_VARS) {
-    if (Deno.permissions.querySync({ name: "env", variable: name }).state === "granted") {
-      Deno.env.delete(name);
-    }
+    if (granted({ name: "env", variable: name })) Deno.env.delete(name);
   }
 }
 

@@ -18,14 +18,14 @@ import type { UpstreamTransport } from "./upstream/child.ts";
 export interface BridgeOptions {
   /** Called whenever the client is active: a message from it, or an answer to one of its requests. */
   onActivity?: () => void;
-  /** Called when an answer leaves no client request in flight. */
-  onIdle?: () => void;
   /** Called once, after both sides are closed. */
   onClose?: () => void;
 }
 
 interface Pending {
   progressToken?: string | number;
+  /** The client dropped the connection it awaited this on. */
+  abandoned?: boolean;
 }
 
 /**
@@ -56,6 +56,20 @@ export class Bridge {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** True while a request is in flight that its client still waits for. */
+  get busy(): boolean {
+    for (const pending of this.#pending.values()) if (!pending.abandoned) return true;
+    return false;
+  }
+
+  /** Marks requests whose client dropped the connection it awaited them on. */
+  abandon(ids: readonly RequestId[]): void {
+    for (const id of ids) {
+      const pending = this.#pending.get(id);
+      if (pending) pending.abandoned = true;
+    }
   }
 
   /** Wires both sides and starts them, upstream first (a child must exist before it is written). */
@@ -121,17 +135,13 @@ export class Bridge {
     const options: TransportSendOptions = related === undefined
       ? {}
       : { relatedRequestId: related };
-    const sent = this.downstream.send(message, options).catch((error) => {
+    this.downstream.send(message, options).catch((error) => {
       log.debug(`could not deliver ${describe(message)} to the client: ${formatError(error)}`);
       if (isRequest(message)) {
         this.upstream.send(errorResponse(message.id, UPSTREAM_ERROR, "client is not connected"))
           .catch(() => {});
       }
     });
-    if (this.#pending.size === 0 && this.#options.onIdle && isResponse(message)) {
-      const onIdle = this.#options.onIdle;
-      void sent.then(() => this.#pending.size === 0 && onIdle());
-    }
   }
 
   #forget(id: RequestId): void {

@@ -28,9 +28,14 @@ export function runFlags(): string[] {
   return [...flags];
 }
 
+/** True when `descriptor` is granted (never prompts). */
+export function granted(descriptor: Deno.PermissionDescriptor): boolean {
+  return Deno.permissions.querySync(descriptor).state === "granted";
+}
+
 /** Throws a ProxyError naming the flag unless `descriptor` is granted (never prompts). */
 export function requirePermission(descriptor: Deno.PermissionDescriptor, why: string): void {
-  if (Deno.permissions.querySync(descriptor).state === "granted") return;
+  if (granted(descriptor)) return;
   const [flag, target] = describe(descriptor);
   const grant = target === undefined ? flag : `${flag}=${target}`;
   throw new ProxyError("permission", `missing permission: ${why}; run again with ${grant}`);

@@ -7,8 +7,8 @@ import { DEFAULT_EVENT_LIMITS } from "./downstream/event_store.ts";
 import { startHttpServer } from "./downstream/http.ts";
 import { SessionRegistry } from "./downstream/sessions.ts";
 import { addSecret, log } from "./log.ts";
-import { requirePermission } from "./permissions.ts";
-import { ChildTransport, type UpstreamTransport } from "./upstream/child.ts";
+import { granted, requirePermission } from "./permissions.ts";
+import { ChildTransport, killAllChildren, type UpstreamTransport } from "./upstream/child.ts";
 import { demoUpstream } from "./upstream/demo.ts";
 import { VERSION } from "./version.ts";
 
@@ -71,6 +71,12 @@ export function startServe(options: ServeOptions): ServeHandle {
         `add the names clients use with --allowed-host`,
     );
   }
+  if (!options.apiKey && !granted({ name: "env", variable: "MCP_PROXY_API_KEY" })) {
+    log.warn(
+      "MCP_PROXY_API_KEY cannot be read without --allow-env=MCP_PROXY_API_KEY, so no API key " +
+        "is enforced; grant it, or pass --api-key",
+    );
+  }
   if (options.stateless) {
     endpoint.warm().catch((error) => log.error(`cannot start the shared server: ${error}`));
   }
@@ -80,12 +86,20 @@ export function startServe(options: ServeOptions): ServeHandle {
   const signals: Deno.Signal[] = Deno.build.os === "windows"
     ? ["SIGINT", "SIGBREAK"]
     : ["SIGINT", "SIGTERM"];
+  let stopping = false;
   const stop = async () => {
-    for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+    stopping = true;
     await server.shutdown();
+    for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
     resolveDone();
   };
   const onSignal = () => {
+    if (stopping) {
+      // A second signal while children get their grace period: do not wait, and leave nothing.
+      log.info("stopping now: killing every MCP server process");
+      killAllChildren();
+      return;
+    }
     log.info("shutting down");
     void stop();
   };

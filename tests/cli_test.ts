@@ -206,3 +206,13 @@ Deno.test("cli: serve runs under narrowed permissions", async () => {
     "narrow",
   );
 });
+
+Deno.test("cli: MCP_PROXY_API_KEY that cannot be read is a warning, never silently open", async () => {
+  await using proxy = await startServe([], undefined, {
+    cliFlags: ["--no-prompt", "--allow-net=127.0.0.1"],
+    env: { MCP_PROXY_API_KEY: "set-but-unreadable" },
+  });
+  await proxy.waitForLine(
+    /warn: MCP_PROXY_API_KEY cannot be read without --allow-env=MCP_PROXY_API_KEY, so no API key is enforced/,
+  );
+});

@@ -135,3 +135,50 @@ Deno.test("serve: /health counts children of live sessions only", async () => {
   await waitFor(async () => (await health(proxy.url)).children === 0);
   await client.close();
 });
+
+Deno.test("serve: a session with a request in flight is busy, not idle", async () => {
+  await using proxy = await startServe(["--session-timeout", "300ms"], faulty());
+  await using client = await connectHttp(proxy.mcpUrl);
+  const slept = await client.callTool({ name: "sleep", arguments: { ms: 1500 } });
+  assert.equal(textOf(slept), "slept 1500 ms");
+  assert.equal(
+    textOf(await client.callTool({ name: "echo", arguments: { text: "still" } })),
+    "still",
+  );
+});
+
+Deno.test("serve: a child that exits on its own takes its grandchildren with it", async () => {
+  const withSleep = faulty();
+  withSleep.splice(3, 0, "--allow-run=sleep");
+  await using proxy = await startServe([], withSleep);
+  const client = await connectHttp(proxy.mcpUrl);
+  const grandchild = Number(
+    textOf(await client.callTool({ name: "spawn_grandchild", arguments: {} })),
+  );
+  assert.ok(await alive(grandchild));
+  const started = Date.now();
+  await assert.rejects(
+    client.callTool({ name: "crash", arguments: { code: 4 } }),
+    /exited with code 4/,
+  );
+  assert.ok(Date.now() - started < 2000, "the grandchild holding stdout did not delay the answer");
+  await waitFor(async () => !(await alive(grandchild)));
+  await client.close();
+});
+
+Deno.test("serve: a second signal during the shutdown grace kills children at once, exit 0", async () => {
+  const proxy = await startServe(["--shutdown-grace", "20s"], faulty("--stubborn"));
+  const client = await connectHttp(proxy.mcpUrl);
+  const { pid } = JSON.parse(textOf(await client.callTool({ name: "whoami", arguments: {} })));
+  const started = Date.now();
+  proxy.process.kill("SIGTERM");
+  await proxy.waitForLine(/shutting down/);
+  await proxy.waitForLine(/ignoring SIGTERM/);
+  proxy.process.kill("SIGTERM");
+  const status = await proxy.process.status;
+  assert.equal(status.code, 0);
+  assert.ok(Date.now() - started < 10_000, "did not wait out the 20 s grace");
+  await proxy.waitForLine(/stopping now: killing every MCP server process/);
+  await waitFor(async () => !(await alive(pid)));
+  await client.close();
+});

@@ -4,7 +4,12 @@
 import assert from "node:assert/strict";
 import { fixtureCommand, startServe } from "./support/cli.ts";
 import { connectHttp, connectSse, textOf } from "./support/client.ts";
-import { Client, StreamableHTTPClientTransport } from "./support/sdk.ts";
+import {
+  Client,
+  CreateMessageRequestSchema,
+  LoggingMessageNotificationSchema,
+  StreamableHTTPClientTransport,
+} from "./support/sdk.ts";
 import { health, waitFor } from "./support/wait.ts";
 
 const everything = fixtureCommand("everything_stdio.ts");
@@ -233,3 +238,75 @@ async function rawCall(
   assert.ok("result" in message, `a result, not ${json}`);
   return { status: response.status, headers: response.headers, message };
 }
+
+Deno.test("serve --stateless: odd messages from the child do not silence it", async () => {
+  await using proxy = await startServe(["--stateless"], faulty);
+  await using client = await connectHttp(proxy.mcpUrl);
+  assert.equal(textOf(await client.callTool({ name: "odd_messages", arguments: {} })), "sent");
+  assert.equal(
+    textOf(await client.callTool({ name: "echo", arguments: { text: "alive" } })),
+    "alive",
+  );
+});
+
+Deno.test("serve --stateless: messages the server sends on its own never reach a guessed client", async () => {
+  await using proxy = await startServe(["--stateless"], everything);
+  await using client = await connectHttp(proxy.mcpUrl, {
+    capabilities: { sampling: {}, elicitation: {} },
+  });
+  const logs: unknown[] = [];
+  client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+    logs.push(n.params.data);
+  });
+  let sampled = 0;
+  client.setRequestHandler(CreateMessageRequestSchema, () => {
+    sampled++;
+    return { role: "assistant", content: { type: "text", text: "no" }, model: "m" };
+  });
+  await client.callTool({ name: "test_tool_with_logging", arguments: {} });
+  assert.deepEqual(logs, [], "log notifications cannot be traced to a client: dropped");
+  const sampling = await client.callTool({ name: "test_sampling", arguments: { prompt: "hi" } });
+  assert.equal(sampled, 0);
+  assert.equal(sampling.isError, true);
+  assert.match(textOf(sampling), /needs a session: stateless mode cannot tell which client/);
+});
+
+Deno.test("serve --stateless: a cancellation sent on its own POST reaches the child", async () => {
+  await using proxy = await startServe(["--stateless"], faulty);
+  await using client = await connectHttp(proxy.mcpUrl);
+  const abort = new AbortController();
+  let arrived!: () => void;
+  const started = new Promise<void>((resolve) => (arrived = resolve));
+  const call = client.callTool({ name: "wait_cancel", arguments: {} }, undefined, {
+    signal: abort.signal,
+    onprogress: () => arrived(),
+  });
+  await started;
+  abort.abort("stop");
+  await assert.rejects(call);
+  await waitFor(async () =>
+    textOf(await client.callTool({ name: "cancellations", arguments: {} })) === "1"
+  );
+});
+
+Deno.test("serve --stateless: each client gets the protocol version it asked for, if older", async () => {
+  await using proxy = await startServe(["--stateless"], faulty);
+  const versionFor = async (protocolVersion: string) => {
+    const response = await fetch(proxy.mcpUrl, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: ACCEPT },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "initialize",
+        params: { protocolVersion, capabilities: {}, clientInfo: { name: "v", version: "1" } },
+      }),
+    });
+    const text = await response.text();
+    const data = text.split("\n").find((line) => line.startsWith("data:"))!;
+    return JSON.parse(data.slice(5)).result.protocolVersion;
+  };
+  assert.equal(await versionFor("2025-11-25"), "2025-11-25");
+  assert.equal(await versionFor("2025-03-26"), "2025-03-26");
+  assert.equal(await versionFor("2025-11-25"), "2025-11-25");
+});

@@ -27,7 +27,13 @@ export async function readJsonBody(req: Request, maxBytes: number): Promise<Body
   }
   const declared = Number(req.headers.get("content-length") ?? NaN);
   if (declared > maxBytes) return tooLarge(maxBytes, declared);
-  const text = await readLimited(req, maxBytes);
+  let text: string | undefined;
+  try {
+    text = await readLimited(req, maxBytes);
+  } catch {
+    // The client went away mid-upload: nobody is left to read a detailed answer.
+    return fail(400, INVALID_REQUEST, "Bad Request: the request body could not be read");
+  }
   if (text === undefined) return tooLarge(maxBytes);
   let value: unknown;
   try {

@@ -32,7 +32,11 @@ export class McpEndpoint {
   #shared?: SharedUpstream;
   #streamable = new Map<
     string,
-    { transport: WebStandardStreamableHTTPServerTransport; events: BoundedEventStore }
+    {
+      transport: WebStandardStreamableHTTPServerTransport;
+      events: BoundedEventStore;
+      bridge: Bridge;
+    }
   >();
   #sse = new Map<string, SseServerTransport>();
 
@@ -47,10 +51,13 @@ export class McpEndpoint {
     await this.#shared?.warm();
   }
 
-  /** Answers a request for `path` (already stripped of nothing), or undefined if not ours. */
-  handle(req: Request, path: string): Promise<Response> | undefined {
+  /**
+   * Answers a request for `path`, or undefined if not ours. `completed` settles when the response
+   * has been delivered (rejecting if the client went away first).
+   */
+  handle(req: Request, path: string, completed: Promise<void>): Promise<Response> | undefined {
     const prefix = this.prefix;
-    if (path === `${prefix}/mcp`) return this.#mcp(req);
+    if (path === `${prefix}/mcp`) return this.#mcp(req, completed);
     if (path === `${prefix}/sse`) return Promise.resolve(this.#sseOpen(req));
     if (path === `${prefix}/message` || path === `${prefix}/messages`) return this.#ssePost(req);
     return undefined;
@@ -67,16 +74,16 @@ export class McpEndpoint {
     return { ok: !shared.startFailed, shared };
   }
 
-  async #mcp(req: Request): Promise<Response> {
+  async #mcp(req: Request, completed: Promise<void>): Promise<Response> {
     if (req.method !== "POST" && req.method !== "GET" && req.method !== "DELETE") {
       return methodNotAllowed(this.#shared ? "POST" : "GET, POST, DELETE");
     }
-    if (this.#shared) return await this.#stateless(req);
+    if (this.#shared) return await this.#stateless(req, completed);
     const sessionId = req.headers.get(SESSION_HEADER);
     if (sessionId !== null) {
       const session = this.#streamable.get(sessionId);
       if (!session) return sessionNotFound(sessionId);
-      const { transport, events } = session;
+      const { transport, events, bridge } = session;
       this.#options.registry.touch(sessionId);
       const lastEventId = req.method === "GET" ? req.headers.get("last-event-id") : null;
       if (lastEventId !== null && !events.knows(lastEventId)) {
@@ -90,6 +97,7 @@ export class McpEndpoint {
       if (req.method !== "POST") return await transport.handleRequest(req);
       const body = await readJsonBody(req, this.#options.maxBody);
       if (!body.ok) return body.response;
+      abandonOnDisconnect(bridge, body.value, completed);
       return await transport.handleRequest(req, { parsedBody: body.value });
     }
     if (req.method !== "POST") {
@@ -104,10 +112,10 @@ export class McpEndpoint {
         "Bad Request: no Mcp-Session-Id header; a session starts with an initialize request",
       );
     }
-    return await this.#openSession(req, body.value);
+    return await this.#openSession(req, body.value, completed);
   }
 
-  async #openSession(req: Request, body: unknown): Promise<Response> {
+  async #openSession(req: Request, body: unknown, completed: Promise<void>): Promise<Response> {
     const { registry, eventLimits, maxBody } = this.#options;
     let sessionId: string | undefined;
     const events = new BoundedEventStore(eventLimits);
@@ -117,11 +125,12 @@ export class McpEndpoint {
       maxRequestBodySize: maxBody,
       onsessioninitialized: (id) => {
         sessionId = id;
-        this.#streamable.set(id, { transport, events });
+        this.#streamable.set(id, { transport, events, bridge });
         registry.add({
           id,
           kind: "streamable",
           route: this.prefix,
+          busy: () => bridge.busy,
           close: (reason) => bridge.close(reason),
         });
         log.debug(`session ${id} opened on ${this.prefix}/mcp`);
@@ -138,28 +147,27 @@ export class McpEndpoint {
     });
     const failed = await startBridge(bridge, (body as { id: string | number }).id);
     if (failed) return failed;
+    abandonOnDisconnect(bridge, body, completed);
     const response = await transport.handleRequest(req, { parsedBody: body });
     // Refused before a session began (e.g. 406 for a bad Accept): nothing may keep the child.
     if (sessionId === undefined) await bridge.close("the initialize request was refused");
     return response;
   }
 
-  async #stateless(req: Request): Promise<Response> {
+  async #stateless(req: Request, completed: Promise<void>): Promise<Response> {
     if (req.method !== "POST") return methodNotAllowed("POST");
     const body = await readJsonBody(req, this.#options.maxBody);
     if (!body.ok) return body.response;
     const transport = new WebStandardStreamableHTTPServerTransport({
       maxRequestBodySize: this.#options.maxBody,
     });
-    const bridge = new Bridge(transport, this.#shared!.connect(), {
-      onIdle: () => void bridge.close(),
-    });
+    const bridge = new Bridge(transport, this.#shared!.connect());
     const failed = await startBridge(bridge, null);
     if (failed) return failed;
-    req.signal.addEventListener("abort", () => void bridge.close(), { once: true });
-    const response = await transport.handleRequest(req, { parsedBody: body.value });
-    if (bridge.inFlight === 0) void bridge.close();
-    return response;
+    // Done when the answer is delivered, or the client left (its requests are then cancelled).
+    const close = () => void bridge.close("the client disconnected");
+    completed.then(close, close);
+    return await transport.handleRequest(req, { parsedBody: body.value });
   }
 
   #sseOpen(req: Request): Response {
@@ -177,7 +185,13 @@ export class McpEndpoint {
       },
     });
     this.#sse.set(id, transport);
-    registry.add({ id, kind: "sse", route: this.prefix, close: (reason) => bridge.close(reason) });
+    registry.add({
+      id,
+      kind: "sse",
+      route: this.prefix,
+      busy: () => bridge.busy,
+      close: (reason) => bridge.close(reason),
+    });
     bridge.start().catch((error) => {
       log.error(formatError(error));
       void transport.send({
@@ -208,6 +222,19 @@ export class McpEndpoint {
     transport.receive(Array.isArray(body.value) ? body.value : [body.value]);
     return new Response("Accepted", { status: 202 });
   }
+}
+
+/**
+ * When the client drops a POST before its answers arrive, its requests stop counting as
+ * keeping the session busy (it may still resume them; it is not waiting on this connection).
+ */
+function abandonOnDisconnect(bridge: Bridge, body: unknown, completed: Promise<void>): void {
+  completed.catch(() => {
+    const ids = (Array.isArray(body) ? body : [body])
+      .filter((message) => message && "method" in message && "id" in message)
+      .map((message) => message.id as string | number);
+    bridge.abandon(ids);
+  });
 }
 
 /** Starts a bridge; on failure (the child cannot be spawned) answers with a 502 naming why. */

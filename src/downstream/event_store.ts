@@ -30,6 +30,8 @@ export class BoundedEventStore implements EventStore {
   #bytes = 0;
   #seq = 0;
   #limits: EventStoreLimits;
+  /** Per stream still held: how many of its events, and the newest of them dropped so far. */
+  #streams = new Map<string, { held: number; dropped: number }>();
 
   constructor(limits: EventStoreLimits = DEFAULT_EVENT_LIMITS) {
     this.#limits = limits;
@@ -45,12 +47,14 @@ export class BoundedEventStore implements EventStore {
     const size = JSON.stringify(message).length;
     this.#events.push({ seq, streamId, message, size });
     this.#bytes += size;
+    const stream = this.#streams.get(streamId);
+    if (stream) stream.held++;
+    else this.#streams.set(streamId, { held: 1, dropped: 0 });
     while (
       this.size > 1 &&
       (this.size > this.#limits.maxEvents || this.#bytes > this.#limits.maxBytes)
     ) {
-      this.#bytes -= this.#events[this.#head]!.size;
-      this.#head++;
+      this.#drop(this.#events[this.#head++]!);
     }
     if (this.#head > 1024 && this.#head * 2 > this.#events.length) {
       this.#events = this.#events.slice(this.#head);
@@ -60,17 +64,22 @@ export class BoundedEventStore implements EventStore {
   }
 
   /**
-   * True when `eventId` names a stream that still has events here. (Deliberately not the SDK's
-   * optional getStreamIdForEventId: with it, a client resuming before the server has noticed its
-   * old connection drop gets 409; without it, the resume replaces the stale stream.)
+   * True when every event after `eventId` on its stream is still held, so a replay has no gap.
+   * (Deliberately not the SDK's optional getStreamIdForEventId: with it, a client resuming before
+   * the server has noticed its old connection drop gets 409; without it, the resume replaces the
+   * stale stream.)
    */
   knows(eventId: string): boolean {
-    const streamId = parse(eventId)?.streamId;
-    if (streamId === undefined) return false;
-    for (let i = this.#head; i < this.#events.length; i++) {
-      if (this.#events[i]!.streamId === streamId) return true;
-    }
-    return false;
+    const last = parse(eventId);
+    const stream = last && this.#streams.get(last.streamId);
+    return stream !== undefined && stream.dropped <= last!.seq;
+  }
+
+  #drop(event: StoredEvent): void {
+    this.#bytes -= event.size;
+    const stream = this.#streams.get(event.streamId)!;
+    if (--stream.held === 0) this.#streams.delete(event.streamId);
+    else stream.dropped = event.seq;
   }
 
   async replayEventsAfter(

@@ -47,8 +47,10 @@ export function startHttpServer(options: HttpServerOptions): RunningServer {
     };
   };
 
-  const handler = async (req: Request): Promise<Response> => {
+  const handler = async (req: Request, info: Deno.ServeHandlerInfo): Promise<Response> => {
     const path = new URL(req.url).pathname;
+    const wrongHost = guards.checkHost(req);
+    if (wrongHost) return wrongHost;
     if (path === "/health" || path === "/ping") {
       if (req.method !== "GET" && req.method !== "HEAD") {
         return jsonRpcErrorResponse(405, -32000, "Method not allowed; use GET", { allow: "GET" });
@@ -59,11 +61,11 @@ export function startHttpServer(options: HttpServerOptions): RunningServer {
         headers: { "cache-control": "no-store" },
       });
     }
-    const refused = guards.checkHost(req) ?? guards.checkOrigin(req);
+    const refused = guards.checkOrigin(req);
     if (refused) return refused;
     if (req.method === "OPTIONS") return guards.preflight(req);
     const cors = guards.corsHeaders(req);
-    const response = await guards.checkApiKey(req) ?? await route(req, path);
+    const response = await guards.checkApiKey(req) ?? await route(req, path, info.completed);
     if (cors) {
       for (const [name, value] of Object.entries(cors)) {
         response.headers.set(name, value);
@@ -72,9 +74,9 @@ export function startHttpServer(options: HttpServerOptions): RunningServer {
     return response;
   };
 
-  const route = (req: Request, path: string): Promise<Response> => {
+  const route = (req: Request, path: string, completed: Promise<void>): Promise<Response> => {
     for (const endpoint of options.endpoints) {
-      const answer = endpoint.handle(req, path);
+      const answer = endpoint.handle(req, path, completed);
       if (answer) return answer;
     }
     const routes = options.endpoints.map((e) => `${e.prefix}/mcp and ${e.prefix}/sse`).join(", ");

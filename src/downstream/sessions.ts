@@ -8,6 +8,8 @@ export interface Session {
   readonly kind: "streamable" | "sse";
   /** Route prefix the session belongs to ("" for the top-level routes). */
   readonly route: string;
+  /** True while a request the client still waits for is in flight: not idle, whatever the clock. */
+  busy(): boolean;
   /** Ends the session and its upstream; requests in flight are answered with `reason`. */
   close(reason: string): Promise<void>;
 }
@@ -73,6 +75,10 @@ export class SessionRegistry {
     const now = performance.now();
     for (const [id, entry] of this.#entries) {
       if (now - entry.lastActivity < this.#timeoutMs) continue;
+      if (entry.session.busy()) {
+        entry.lastActivity = now;
+        continue;
+      }
       this.#entries.delete(id);
       const idle = `idle for ${Math.round((now - entry.lastActivity) / 1000)}s`;
       log.info(`session ${id} ${idle}; closed`);

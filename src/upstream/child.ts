@@ -2,7 +2,7 @@
 // JSON-RPC on its stdin/stdout, its stderr relayed line by line, non-protocol stdout lines dropped.
 
 import type { Transport } from "../sdk.ts";
-import { permissionError, ProxyError } from "../errors.ts";
+import { formatError, permissionError, ProxyError } from "../errors.ts";
 import { checkMessage, type JSONRPCMessage } from "../jsonrpc.ts";
 import { pumpLines } from "../lines.ts";
 import { log } from "../log.ts";
@@ -25,11 +25,16 @@ export interface ChildOptions {
 
 const encoder = new TextEncoder();
 const isWindows = Deno.build.os === "windows";
-let running = 0;
+const live = new Set<Deno.ChildProcess>();
 
 /** How many child processes this process has running now (for /health). */
 export function runningChildren(): number {
-  return running;
+  return live.size;
+}
+
+/** SIGKILLs every running child's process group at once (a second shutdown signal). */
+export function killAllChildren(): void {
+  for (const child of live) signal(child, "SIGKILL");
 }
 
 /** One child process speaking MCP over stdio. `start()` spawns it; `close()` ends it. */
@@ -71,7 +76,7 @@ export class ChildTransport implements UpstreamTransport {
       return Promise.reject(spawnError(command, cwd, error));
     }
     const child = this.#process;
-    running++;
+    live.add(child);
     this.#label = `${basename(command)} ${child.pid}`;
     this.#writer = child.stdin.getWriter();
     this.#writer.closed.catch(() => {});
@@ -79,7 +84,13 @@ export class ChildTransport implements UpstreamTransport {
     const stdout = pumpLines(child.stdout, (line) => this.#onLine(line)).catch(() => {});
     pumpLines(child.stderr, (line) => log.child(this.#label, line)).catch(() => {});
     this.#exited = child.status.then(async (status) => {
-      running--;
+      live.delete(child);
+      if (!this.#closing) {
+        // It exited on its own: whatever it started goes too (no orphaned grandchildren).
+        signal(child, "SIGTERM");
+        const timer = setTimeout(() => signal(child, "SIGKILL"), this.#options.killGraceMs ?? 3000);
+        Deno.unrefTimer(timer);
+      }
       // Deliver what the child wrote before exiting, unless a grandchild holds stdout open.
       await Promise.race([stdout, delay(500)]);
       this.closeReason = status.signal
@@ -140,7 +151,14 @@ export class ChildTransport implements UpstreamTransport {
         return;
       }
     }
-    for (const item of messages) this.onmessage?.(item as JSONRPCMessage);
+    for (const item of messages) {
+      try {
+        this.onmessage?.(item as JSONRPCMessage);
+      } catch (error) {
+        // A handler failing on one odd message must not stop the reading of the next ones.
+        log.warn(`could not handle a message from ${this.#label}: ${formatError(error)}`);
+      }
+    }
   }
 }
 

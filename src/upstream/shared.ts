@@ -1,20 +1,23 @@
 // One upstream shared by many short-lived clients (stateless serve): JSON-RPC ids and progress
 // tokens are rewritten so concurrent clients never see each other's messages, and the upstream is
-// initialized once, again after a restart, with the first client's initialize.
+// initialized once, again after a restart, with the first client's initialize. Messages the
+// upstream sends on its own (logs, sampling, list changes) cannot be traced to a client over stdio,
+// so they are never guessed at: notifications are dropped and requests refused.
 
 import { formatError } from "../errors.ts";
 import {
   errorResponse,
-  INTERNAL_ERROR,
   isRequest,
   isResponse,
   type JSONRPCMessage,
   type JSONRPCRequest,
+  METHOD_NOT_FOUND,
   progressTokenOf,
   type RequestId,
   UPSTREAM_ERROR,
 } from "../jsonrpc.ts";
 import { log } from "../log.ts";
+import { SUPPORTED_PROTOCOL_VERSIONS } from "../sdk.ts";
 import type { UpstreamTransport } from "./child.ts";
 
 /** Whoever waits for an upstream response: a client, or the shared initialize itself. */
@@ -44,7 +47,6 @@ export class SharedUpstream {
   #nextId = 0;
   #requests = new Map<RequestId, Outstanding>();
   #tokens = new Map<string | number, Outstanding>();
-  #serverRequests = new Map<RequestId, Receiver>();
   #clients = new Set<SharedClient>();
   #closed = false;
   #lastError?: string;
@@ -103,15 +105,18 @@ export class SharedUpstream {
     if (isRequest(message) && message.method === "initialize") {
       this.#initParams ??= message.params;
       const answer = await this.#initialize();
-      client.deliver({ ...answer, id: message.id } as JSONRPCMessage);
+      client.deliver(answerFor(message, answer));
       return;
     }
     if (!isRequest(message) && "method" in message) {
       if (message.method === "notifications/initialized") return;
       if (message.method === "notifications/cancelled") {
+        // Each POST is a new client here, so the request may belong to an earlier one.
         const params = message.params as { requestId?: RequestId } | undefined;
         const proxyId = this.#proxyIdFor(client, params?.requestId);
-        if (proxyId === undefined) return;
+        if (proxyId === undefined) {
+          return log.debug(`stateless: cannot tell which request to cancel; dropped`);
+        }
         message = { ...message, params: { ...params, requestId: proxyId } };
       }
     }
@@ -129,17 +134,24 @@ export class SharedUpstream {
         params = { ...params, _meta: { ...params?._meta, progressToken: proxyToken } };
       }
       message = { ...message, id: proxyId, params };
-    } else if (isResponse(message) && message.id !== undefined) {
-      this.#serverRequests.delete(message.id);
+    } else if (isResponse(message)) {
+      // No server-to-client request is ever delivered in stateless mode, so none is answered.
+      return log.debug("stateless: dropped a response to a request nobody was sent");
     }
     await upstream.send(message);
   }
 
+  /** The proxy id of `client`'s request `id`; else of the only outstanding request with `id`. */
   #proxyIdFor(client: SharedClient, id: RequestId | undefined): RequestId | undefined {
+    let only: RequestId | undefined;
+    let matches = 0;
     for (const [proxyId, entry] of this.#requests) {
-      if (entry.client === client && entry.id === id) return proxyId;
+      if (entry.id !== id || !(entry.client instanceof SharedClient)) continue;
+      if (entry.client === client) return proxyId;
+      only = proxyId;
+      matches++;
     }
-    return undefined;
+    return matches === 1 ? only : undefined;
   }
 
   #forget(proxyId: RequestId, entry: Outstanding): void {
@@ -205,35 +217,20 @@ export class SharedUpstream {
       return;
     }
     if (message.method === "notifications/progress") {
-      const params = message.params as { progressToken?: string | number };
-      const entry = params.progressToken === undefined
+      const params = message.params as { progressToken?: string | number } | undefined;
+      const entry = params?.progressToken === undefined
         ? undefined
         : this.#tokens.get(params.progressToken);
       entry?.client.deliver({ ...message, params: { ...params, progressToken: entry.token! } });
       return;
     }
-    if (message.method === "notifications/cancelled") {
-      const params = message.params as { requestId?: RequestId } | undefined;
-      const client = params?.requestId === undefined
-        ? undefined
-        : this.#serverRequests.get(params.requestId);
-      client?.deliver(message);
-      return;
-    }
-    const waiting = new Set<SharedClient>();
-    for (const entry of this.#requests.values()) {
-      if (entry.client instanceof SharedClient) waiting.add(entry.client);
-    }
-    const [only] = waiting;
-    if (waiting.size === 1 && only) {
-      if (isRequest(message)) this.#serverRequests.set(message.id, only);
-      only.deliver(message);
-    } else if (isRequest(message)) {
-      const why = `cannot route "${message.method}" in stateless mode with ${waiting.size} ` +
-        "clients waiting; run serve without --stateless";
-      this.#upstream?.send(errorResponse(message.id, INTERNAL_ERROR, why)).catch(() => {});
+    if (isRequest(message)) {
+      const why = `"${message.method}" needs a session: stateless mode cannot tell which client ` +
+        "it is for; run serve without --stateless";
+      this.#upstream?.send(errorResponse(message.id, METHOD_NOT_FOUND, why)).catch(() => {});
+      log.debug(`stateless: refused "${message.method}" from the server`);
     } else {
-      log.debug(`stateless: dropped "${message.method}" (${waiting.size} clients waiting)`);
+      log.debug(`stateless: dropped "${message.method}" (no session to deliver it to)`);
     }
   }
 
@@ -251,7 +248,6 @@ export class SharedUpstream {
     }
     this.#requests.clear();
     this.#tokens.clear();
-    this.#serverRequests.clear();
     for (const client of [...this.#clients]) client.upstreamClosed(upstream.closeReason);
   }
 }
@@ -296,4 +292,24 @@ class SharedClient implements UpstreamTransport, Receiver {
     this.closeReason = reason ?? "closed the connection";
     void this.close();
   }
+}
+
+/**
+ * The shared initialize answer for one client: its own id and, when it asked for an older
+ * protocol version the proxy also speaks, that version (servers that speak a newer version
+ * speak the older ones too), so older clients still negotiate.
+ */
+function answerFor(request: JSONRPCRequest, answer: JSONRPCMessage): JSONRPCMessage {
+  const response = { ...answer, id: request.id } as JSONRPCMessage & {
+    result?: { protocolVersion?: string };
+  };
+  const asked = (request.params as { protocolVersion?: unknown } | undefined)?.protocolVersion;
+  const agreed = response.result?.protocolVersion;
+  if (
+    typeof asked === "string" && typeof agreed === "string" && asked < agreed &&
+    SUPPORTED_PROTOCOL_VERSIONS.includes(asked)
+  ) {
+    return { ...response, result: { ...response.result, protocolVersion: asked } };
+  }
+  return response;
 }

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { fixtureCommand, fixturePath, startServe } from "./support/cli.ts";
 import { connectHttp, connectSse, textOf } from "./support/client.ts";
 import { ListRootsRequestSchema } from "./support/sdk.ts";
-import { waitFor } from "./support/wait.ts";
+import { checkCancellation } from "./support/features.ts";
 
 for (
   const [transport, connect] of [["Streamable HTTP", connectHttp], ["SSE", connectSse]] as const
@@ -13,19 +13,7 @@ for (
   Deno.test(`serve (${transport}): a cancelled request is cancelled in the child`, async () => {
     await using proxy = await startServe([], fixtureCommand("faulty_stdio.ts"));
     await using client = await connect(transport === "SSE" ? proxy.sseUrl : proxy.mcpUrl);
-    const abort = new AbortController();
-    let arrived!: () => void;
-    const started = new Promise<void>((resolve) => (arrived = resolve));
-    const call = client.callTool({ name: "wait_cancel", arguments: {} }, undefined, {
-      signal: abort.signal,
-      onprogress: () => arrived(),
-    });
-    await started;
-    abort.abort("changed my mind");
-    await assert.rejects(call, /changed my mind|abort/i);
-    await waitFor(async () =>
-      textOf(await client.callTool({ name: "cancellations", arguments: {} })) === "1"
-    );
+    await checkCancellation(client);
   });
 
   Deno.test(`serve (${transport}): roots/list from the child reaches the client`, async () => {

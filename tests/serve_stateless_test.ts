@@ -10,6 +10,7 @@ import {
   LoggingMessageNotificationSchema,
   StreamableHTTPClientTransport,
 } from "./support/sdk.ts";
+import { checkCancellation } from "./support/features.ts";
 import { health, waitFor } from "./support/wait.ts";
 
 const everything = fixtureCommand("everything_stdio.ts");
@@ -274,19 +275,7 @@ Deno.test("serve --stateless: messages the server sends on its own never reach a
 Deno.test("serve --stateless: a cancellation sent on its own POST reaches the child", async () => {
   await using proxy = await startServe(["--stateless"], faulty);
   await using client = await connectHttp(proxy.mcpUrl);
-  const abort = new AbortController();
-  let arrived!: () => void;
-  const started = new Promise<void>((resolve) => (arrived = resolve));
-  const call = client.callTool({ name: "wait_cancel", arguments: {} }, undefined, {
-    signal: abort.signal,
-    onprogress: () => arrived(),
-  });
-  await started;
-  abort.abort("stop");
-  await assert.rejects(call);
-  await waitFor(async () =>
-    textOf(await client.callTool({ name: "cancellations", arguments: {} })) === "1"
-  );
+  await checkCancellation(client);
 });
 
 Deno.test("serve --stateless: each client gets the protocol version it asked for, if older", async () => {

@@ -1,6 +1,7 @@
 // Entry point: runCli(Deno.args) -> exit code. The only place that calls Deno.exit.
 
-import { parseCli } from "./src/cli.ts";
+import { type EnvAccess, parseCli } from "./src/cli.ts";
+import { runConnect } from "./src/connect.ts";
 import { exitCodeFor, formatError, permissionError, UsageError } from "./src/errors.ts";
 import { log, setLogLevel } from "./src/log.ts";
 import { granted, SECRET_ENV_VARS } from "./src/permissions.ts";
@@ -12,7 +13,7 @@ const encoder = new TextEncoder();
 /** Runs one command line and resolves with the process exit code. */
 export async function runCli(args: readonly string[]): Promise<number> {
   try {
-    const command = parseCli(args, readEnv);
+    const command = parseCli(args, ENV);
     switch (command.mode) {
       case "help":
         await Deno.stdout.write(encoder.encode(command.text));
@@ -27,6 +28,10 @@ export async function runCli(args: readonly string[]): Promise<number> {
         await handle.done;
         return 0;
       }
+      case "connect":
+        setLogLevel(command.logLevel);
+        scrubSecrets();
+        return await runConnect(command);
     }
   } catch (error) {
     const reported = permissionError(error) ?? error;
@@ -39,10 +44,11 @@ export async function runCli(args: readonly string[]): Promise<number> {
   }
 }
 
-/** Environment fallbacks are read only where permission was granted, without prompting. */
-function readEnv(name: string): string | undefined {
-  return granted({ name: "env", variable: name }) ? Deno.env.get(name) : undefined;
-}
+/** The environment, read only where permission was granted, without prompting. */
+const ENV: EnvAccess = {
+  get: (name) => granted({ name: "env", variable: name }) ? Deno.env.get(name) : undefined,
+  readable: (name) => granted({ name: "env", variable: name }),
+};
 
 /**
  * Removes secret fallbacks (already read) from our environment, so the servers we spawn do not

@@ -1,8 +1,9 @@
-// Runs the official MCP conformance server suite through `mcp-proxy serve` in front of the stdio
-// everything fixture, and (with --baseline) against the fixture's native HTTP server too.
-// Exits 1 unless the proxy scores 40 passed, 0 failed. `deno task conformance`.
+// Runs the official MCP conformance server suite through mcp-proxy, three ways: `serve` in front
+// of the stdio everything fixture; `serve -- mcp-proxy connect <native HTTP fixture>` (both
+// directions chained); and `serve <native HTTP fixture URL>`. Each must score 40 passed, 0
+// failed, as the native server does (--baseline measures that too). `deno task conformance`.
 
-import { fixtureCommand, fixturePath, startServe } from "../tests/support/cli.ts";
+import { cliCommand, fixtureCommand, fixturePath, startServe } from "../tests/support/cli.ts";
 import { pumpLines } from "../src/lines.ts";
 
 const SUITE = "npm:@modelcontextprotocol/conformance@0.1.16";
@@ -13,10 +14,14 @@ function say(text: string): void {
   Deno.stdout.writeSync(encoder.encode(text + "\n"));
 }
 
+interface Score {
+  passed: number;
+  failed: number;
+  summary: string[];
+}
+
 /** Runs the suite against `url`; returns the pass/fail totals and the summary lines. */
-async function runSuite(
-  url: string,
-): Promise<{ passed: number; failed: number; summary: string[] }> {
+async function runSuite(url: string): Promise<Score> {
   // A third-party tool: it gets what it needs (-A), without touching our config or lock file.
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", "--no-config", "--no-lock", SUITE, "server", "--url", url],
@@ -31,37 +36,62 @@ async function runSuite(
   return { passed: Number(total[1]), failed: Number(total[2]), summary };
 }
 
-async function baseline(): Promise<string> {
+/** The native Streamable HTTP fixture; stops when disposed. */
+async function nativeServer(): Promise<{ url: string } & AsyncDisposable> {
   const native = new Deno.Command(Deno.execPath(), {
     args: ["run", "--no-prompt", "--allow-net=127.0.0.1", fixturePath("everything_http.ts"), "0"],
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
-  let resolveUrl!: (url: string) => void;
-  const listening = new Promise<string>((resolve) => (resolveUrl = resolve));
-  void pumpLines(native.stdout, (line) => {
-    const match = /^listening (\S+)/.exec(line);
-    if (match) resolveUrl(match[1]!);
+  const url = await new Promise<string>((resolve, reject) => {
+    void pumpLines(native.stdout, (line) => {
+      const match = /^listening (\S+)/.exec(line);
+      if (match) resolve(match[1]!);
+    });
+    native.status.then(() => reject(new Error("the native fixture exited")));
   });
-  try {
-    const { passed, failed } = await runSuite(await listening);
-    return `native HTTP server: ${passed} passed, ${failed} failed`;
-  } finally {
-    native.kill("SIGTERM");
-    await native.status;
+  return {
+    url,
+    [Symbol.asyncDispose]: async () => {
+      native.kill("SIGTERM");
+      await native.status;
+    },
+  };
+}
+
+async function throughServe(
+  label: string,
+  flags: string[],
+  command: string[] | undefined,
+): Promise<Score> {
+  await using proxy = await startServe(flags, command);
+  const score = await runSuite(proxy.mcpUrl.href);
+  if (score.failed > 0 || score.passed !== EXPECTED_PASSED) {
+    for (const line of score.summary) if (!line.includes(" 0 failed")) say(`  ${line}`);
   }
+  say(`${label}: ${score.passed} passed, ${score.failed} failed`);
+  return score;
 }
 
 if (import.meta.main) {
   const started = performance.now();
-  await using proxy = await startServe([], fixtureCommand("everything_stdio.ts"));
-  const { passed, failed, summary } = await runSuite(proxy.mcpUrl.href);
-  for (const line of summary) say(line);
-  say(`through mcp-proxy serve: ${passed} passed, ${failed} failed`);
-  if (Deno.args.includes("--baseline")) say(await baseline());
+  await using native = await nativeServer();
+  const scores = [
+    await throughServe("serve -- <stdio fixture>", [], fixtureCommand("everything_stdio.ts")),
+    await throughServe("serve -- mcp-proxy connect <native HTTP>", [], [
+      ...cliCommand(),
+      "connect",
+      native.url,
+    ]),
+    await throughServe("serve <native HTTP URL>", [native.url], undefined),
+  ];
+  if (Deno.args.includes("--baseline")) {
+    const { passed, failed } = await runSuite(native.url);
+    say(`native HTTP server: ${passed} passed, ${failed} failed`);
+  }
   say(`(${Math.round((performance.now() - started) / 1000)} s)`);
-  if (passed !== EXPECTED_PASSED || failed !== 0) {
-    say(`FAIL: expected ${EXPECTED_PASSED} passed, 0 failed`);
+  if (scores.some((s) => s.passed !== EXPECTED_PASSED || s.failed !== 0)) {
+    say(`FAIL: expected ${EXPECTED_PASSED} passed, 0 failed every way`);
     Deno.exit(1);
   }
 }

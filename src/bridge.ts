@@ -1,10 +1,13 @@
 // Pipes JSON-RPC between a downstream (who calls us) and an upstream (whom we call), both ways and
-// untouched; remembers what is in flight so nothing is lost silently, and closes both together.
+// untouched but for the tool filter; remembers what is in flight so nothing is lost silently
+// (upstream gone, timed out, session closed), and closes both together.
 
 import type { Transport, TransportSendOptions } from "./sdk.ts";
-import { formatError } from "./errors.ts";
+import { formatError, ProxyError } from "./errors.ts";
+import type { NameFilter } from "./filter.ts";
 import {
   errorResponse,
+  INVALID_PARAMS,
   isRequest,
   isResponse,
   type JSONRPCMessage,
@@ -20,12 +23,21 @@ export interface BridgeOptions {
   onActivity?: () => void;
   /** Called once, after both sides are closed. */
   onClose?: () => void;
+  /** Hidden tools vanish from tools/list, and calls to them are refused here. */
+  tools?: NameFilter;
+  /**
+   * A request not answered within this many milliseconds (progress restarts the clock) gets an
+   * error and is cancelled upstream. 0 or unset: wait as long as the upstream lives.
+   */
+  requestTimeoutMs?: number;
 }
 
 interface Pending {
+  method: string;
   progressToken?: string | number;
   /** The client dropped the connection it awaited this on. */
   abandoned?: boolean;
+  timer?: ReturnType<typeof setTimeout>;
 }
 
 /**
@@ -42,6 +54,9 @@ export class Bridge {
   #pending = new Map<RequestId, Pending>();
   #progress = new Map<string | number, RequestId>();
   #closed = false;
+  /** Messages from the client still on their way upstream. */
+  #sending = 0;
+  #idleWaiters: Array<() => void> = [];
 
   constructor(downstream: Transport, upstream: UpstreamTransport, options: BridgeOptions = {}) {
     this.downstream = downstream;
@@ -62,6 +77,21 @@ export class Bridge {
   get busy(): boolean {
     for (const pending of this.#pending.values()) if (!pending.abandoned) return true;
     return false;
+  }
+
+  /** Resolves once no request is in flight and nothing is on its way upstream. */
+  whenIdle(): Promise<void> {
+    if (this.#isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  #isIdle(): boolean {
+    return this.#pending.size === 0 && this.#sending === 0;
+  }
+
+  #checkIdle(): void {
+    if (this.#idleWaiters.length === 0 || !this.#isIdle()) return;
+    for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }
 
   /** Marks requests whose client dropped the connection it awaited them on. */
@@ -100,19 +130,35 @@ export class Bridge {
   async #fromDownstream(message: JSONRPCMessage): Promise<void> {
     this.#options.onActivity?.();
     if (isRequest(message)) {
-      const progressToken = progressTokenOf(message);
-      this.#pending.set(message.id, { progressToken });
-      if (progressToken !== undefined) this.#progress.set(progressToken, message.id);
+      const hidden = this.#hiddenTool(message);
+      if (hidden !== undefined) {
+        const refusal = errorResponse(message.id, INVALID_PARAMS, `Unknown tool: ${hidden}`);
+        await this.downstream.send(refusal, { relatedRequestId: message.id }).catch(() => {});
+        return;
+      }
+      const pending: Pending = { method: message.method, progressToken: progressTokenOf(message) };
+      this.#pending.set(message.id, pending);
+      if (pending.progressToken !== undefined) {
+        this.#progress.set(pending.progressToken, message.id);
+      }
+      this.#arm(message.id, pending);
     } else if ("method" in message && message.method === "notifications/cancelled") {
       // A cancelled request gets no response (the server SHOULD NOT send one): stop waiting.
       const id = (message.params as { requestId?: RequestId } | undefined)?.requestId;
       if (id !== undefined) this.#forget(id);
     }
+    this.#sending++;
     try {
       await this.upstream.send(message);
     } catch (error) {
       log.debug(`could not forward ${describe(message)}: ${formatError(error)}`);
-      if (isRequest(message)) this.#answer(message.id, formatError(error));
+      // Our own errors already say what, where and why; others get their cause chain.
+      if (isRequest(message)) {
+        this.#answer(message.id, error instanceof ProxyError ? error.message : formatError(error));
+      }
+    } finally {
+      this.#sending--;
+      this.#checkIdle();
     }
   }
 
@@ -120,15 +166,20 @@ export class Bridge {
     let related: RequestId | undefined;
     if (isResponse(message)) {
       related = message.id;
-      if (related !== undefined && this.#pending.has(related)) {
-        this.#forget(related);
+      const pending = related === undefined ? undefined : this.#pending.get(related);
+      if (pending) {
+        this.#forget(related!);
         this.#options.onActivity?.();
+        if (pending.method === "tools/list") message = this.#filterTools(message);
       }
     } else if (message.method === "notifications/progress") {
       const token = (message.params as { progressToken?: string | number } | undefined)
         ?.progressToken;
       related = token === undefined ? undefined : this.#progress.get(token);
-      if (related !== undefined) this.#options.onActivity?.();
+      if (related !== undefined) {
+        this.#options.onActivity?.();
+        this.#arm(related, this.#pending.get(related));
+      }
     } else {
       related = this.#newestPending();
     }
@@ -144,10 +195,49 @@ export class Bridge {
     });
   }
 
+  /** The name of the tool a tools/call asks for, when the filter hides it. */
+  #hiddenTool(message: JSONRPCMessage & { method: string; params?: unknown }): string | undefined {
+    const filter = this.#options.tools;
+    if (!filter?.active || message.method !== "tools/call") return undefined;
+    const name = (message.params as { name?: unknown } | undefined)?.name;
+    return typeof name === "string" && !filter.allows(name) ? name : undefined;
+  }
+
+  #filterTools(message: JSONRPCMessage): JSONRPCMessage {
+    const filter = this.#options.tools;
+    const result = (message as { result?: { tools?: Array<{ name?: unknown }> } }).result;
+    if (!filter?.active || !Array.isArray(result?.tools)) return message;
+    const tools = result.tools.filter((tool) =>
+      typeof tool.name === "string" && filter.allows(tool.name)
+    );
+    return { ...message, result: { ...result, tools } } as JSONRPCMessage;
+  }
+
+  /** (Re)starts the request's clock, when a timeout is set. */
+  #arm(id: RequestId, pending: Pending | undefined): void {
+    const ms = this.#options.requestTimeoutMs;
+    if (!ms || !pending) return;
+    clearTimeout(pending.timer);
+    pending.timer = setTimeout(() => {
+      if (this.#pending.get(id) !== pending) return;
+      const seconds = Math.round(ms / 100) / 10;
+      log.warn(`no answer to "${pending.method}" within ${seconds}s (--timeout); gave up on it`);
+      this.#answer(id, `no answer from the MCP server within ${seconds}s (--timeout)`);
+      this.upstream.send({
+        jsonrpc: "2.0",
+        method: "notifications/cancelled",
+        params: { requestId: id, reason: "timed out" },
+      }).catch(() => {});
+    }, ms);
+  }
+
   #forget(id: RequestId): void {
     const pending = this.#pending.get(id);
+    if (!pending) return;
     this.#pending.delete(id);
-    if (pending?.progressToken !== undefined) this.#progress.delete(pending.progressToken);
+    clearTimeout(pending.timer);
+    if (pending.progressToken !== undefined) this.#progress.delete(pending.progressToken);
+    this.#checkIdle();
   }
 
   #answer(id: RequestId, reason: string): void {
@@ -162,7 +252,7 @@ export class Bridge {
 
   async #failPending(reason: string): Promise<void> {
     const ids = [...this.#pending.keys()];
-    this.#pending.clear();
+    for (const id of ids) this.#forget(id);
     await Promise.all(
       ids.map((id) =>
         this.downstream.send(errorResponse(id, UPSTREAM_ERROR, reason), { relatedRequestId: id })

@@ -18,6 +18,7 @@ export type JSONRPCResponseLike = JSONRPCResultResponse | JSONRPCErrorResponse;
 export const PARSE_ERROR = -32700;
 export const INVALID_REQUEST = -32600;
 export const METHOD_NOT_FOUND = -32601;
+export const INVALID_PARAMS = -32602;
 export const INTERNAL_ERROR = -32603;
 /** Implementation-defined server error: the upstream failed, exited or cannot be reached. */
 export const UPSTREAM_ERROR = -32000;

@@ -11,12 +11,15 @@ export const ENV_VARS = ["MCP_PROXY_API_KEY"] as const;
 export const SECRET_ENV_VARS: readonly string[] = ["MCP_PROXY_API_KEY"];
 
 /**
- * serve: --allow-net to listen (and later to reach remote upstreams), --allow-run to spawn the
- * stdio server, --allow-env only for the fallbacks above. Children inherit the environment without
+ * serve: --allow-net to listen (and to reach a remote upstream), --allow-run to spawn the stdio
+ * server; connect: --allow-net to reach the server. Both: --allow-env for the API-key fallback,
+ * the ${VAR}s a --header names (any name, so not narrowed here; narrow it at `deno run`), and
+ * clearing HTTP(S)_PROXY unless --enable-proxy. Children inherit the environment without
  * --allow-env, and a child's --cwd needs no --allow-read.
  */
 export const MODE_PERMISSIONS = {
-  serve: ["--allow-net", "--allow-run", `--allow-env=${ENV_VARS.join(",")}`],
+  serve: ["--allow-net", "--allow-run", "--allow-env"],
+  connect: ["--allow-net", "--allow-env"],
 } as const satisfies Record<string, readonly string[]>;
 
 export type Mode = keyof typeof MODE_PERMISSIONS;

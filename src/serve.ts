@@ -1,11 +1,13 @@
-// `mcp-proxy serve`: wires a stdio server (or the built-in demo) to the HTTP front, prints where
-// it listens, and on SIGINT/SIGTERM ends every session and child before returning exit code 0.
+// `mcp-proxy serve`: wires a stdio server, a remote URL or the built-in demo to the HTTP front,
+// prints where it listens, and on SIGINT/SIGTERM ends every session and child, then exit code 0.
 
 import type { ServeOptions } from "./cli.ts";
 import { McpEndpoint } from "./downstream/endpoint.ts";
 import { DEFAULT_EVENT_LIMITS } from "./downstream/event_store.ts";
 import { startHttpServer } from "./downstream/http.ts";
 import { SessionRegistry } from "./downstream/sessions.ts";
+import { remoteUpstream } from "./connect.ts";
+import { NameFilter } from "./filter.ts";
 import { addSecret, log } from "./log.ts";
 import { granted, requirePermission } from "./permissions.ts";
 import { ChildTransport, killAllChildren, type UpstreamTransport } from "./upstream/child.ts";
@@ -29,7 +31,10 @@ export function startServe(options: ServeOptions): ServeHandle {
       `mcp-proxy needs to run "${command.command}"`,
     );
   }
-  const upstream: () => UpstreamTransport = command
+  const { remote } = options;
+  const upstream: () => UpstreamTransport = remote
+    ? remoteUpstream(remote)
+    : command
     ? () =>
       new ChildTransport({
         command: command.command,
@@ -47,6 +52,7 @@ export function startServe(options: ServeOptions): ServeHandle {
     maxBody: options.maxBody,
     eventLimits: DEFAULT_EVENT_LIMITS,
     registry,
+    bridge: { tools: new NameFilter(options.tools), requestTimeoutMs: remote?.timeoutMs },
   });
   const server = startHttpServer({
     hostname: options.host,
@@ -59,7 +65,9 @@ export function startServe(options: ServeOptions): ServeHandle {
     version: VERSION,
     stateless: options.stateless,
   });
-  const what = command
+  const what = remote
+    ? remote.url.href
+    : command
     ? `"${[command.command, ...command.args].join(" ")}"`
     : "the built-in demo server";
   log.info(`serving ${what}${options.stateless ? " (stateless)" : ""}`);

@@ -2,15 +2,19 @@
 // exit codes for help, version and usage errors.
 
 import assert from "node:assert/strict";
-import { parseCli, type ServeOptions } from "../src/cli.ts";
+import { type ConnectOptions, type EnvAccess, parseCli, type ServeOptions } from "../src/cli.ts";
 import { UsageError } from "../src/errors.ts";
 import { fixtureCommand, runCli, startServe } from "./support/cli.ts";
 import { connectHttp, textOf } from "./support/client.ts";
 import config from "../deno.json" with { type: "json" };
 
-const noEnv = () => undefined;
+const noEnv: EnvAccess = { get: () => undefined, readable: () => true };
 
-function serve(args: string[], env: (name: string) => string | undefined = noEnv): ServeOptions {
+function envOf(values: Record<string, string>): EnvAccess {
+  return { get: (name) => values[name], readable: () => true };
+}
+
+function serve(args: string[], env: EnvAccess = noEnv): ServeOptions {
   const parsed = parseCli(["serve", ...args], env);
   assert.equal(parsed.mode, "serve");
   return parsed as ServeOptions;
@@ -83,7 +87,7 @@ Deno.test("cli: serve flags parse into typed options", async (t) => {
 });
 
 Deno.test("cli: MCP_PROXY_API_KEY is the fallback for --api-key", () => {
-  const env = (name: string) => name === "MCP_PROXY_API_KEY" ? "from-env" : undefined;
+  const env = envOf({ MCP_PROXY_API_KEY: "from-env" });
   assert.equal(serve([], env).apiKey, "from-env");
   assert.equal(serve(["--api-key", "flag"], env).apiKey, "flag");
 });
@@ -118,8 +122,6 @@ Deno.test("cli: usage errors name the bad token and the fix", async (t) => {
     [["serve", "--cors-origin", "https://a.example/path"], /--cors-origin must be an origin/],
     [["serve", "--api-key", " "], /--api-key must not be empty/],
     [["serve", "--host", ""], /--host must not be empty/],
-    [["serve", "https://mcp.example.com/mcp"], /serve <url> is not implemented yet/],
-    [["connect", "https://mcp.example.com/mcp"], /connect is not implemented yet/],
   ];
   for (const [args, message] of cases) {
     await t.step(args.join(" "), () => {
@@ -214,5 +216,160 @@ Deno.test("cli: MCP_PROXY_API_KEY that cannot be read is a warning, never silent
   });
   await proxy.waitForLine(
     /warn: MCP_PROXY_API_KEY cannot be read without --allow-env=MCP_PROXY_API_KEY, so no API key is enforced/,
+  );
+});
+
+Deno.test("cli: connect and serve <url> parse the remote flags", async (t) => {
+  const env = envOf({ TOKEN: "s3cr3t", TEAM: "blue" });
+  const connect = (args: string[]) => {
+    const parsed = parseCli(["connect", ...args], env);
+    assert.equal(parsed.mode, "connect");
+    return parsed as ConnectOptions;
+  };
+  await t.step("defaults", () => {
+    const { remote, tools } = connect(["https://mcp.example.com/mcp"]);
+    assert.equal(remote.url.href, "https://mcp.example.com/mcp");
+    assert.equal(remote.strategy, "http-first");
+    assert.equal(remote.timeoutMs, 60_000);
+    assert.equal(remote.connectTimeoutMs, 10_000);
+    assert.equal(remote.enableProxy, false);
+    assert.deepEqual(remote.headers, []);
+    assert.deepEqual(tools, { allow: [], ignore: [] });
+  });
+  await t.step("flags before and after the URL", () => {
+    const { remote, tools } = connect([
+      "--transport",
+      "sse-only",
+      "https://mcp.example.com/sse",
+      "--header",
+      "Authorization: Bearer ${TOKEN}",
+      "--header=X-Team:${TEAM}-${TEAM}",
+      "--timeout",
+      "2m",
+      "--connect-timeout=500ms",
+      "--enable-proxy",
+      "--ignore-tool",
+      "delete_*",
+      "--allow-tool",
+      "get_?",
+    ]);
+    assert.equal(remote.strategy, "sse-only");
+    assert.deepEqual(remote.headers, [["Authorization", "Bearer s3cr3t"], ["X-Team", "blue-blue"]]);
+    assert.equal(remote.timeoutMs, 120_000);
+    assert.equal(remote.connectTimeoutMs, 500);
+    assert.equal(remote.enableProxy, true);
+    assert.deepEqual(tools, { allow: ["get_?"], ignore: ["delete_*"] });
+  });
+  await t.step("plain HTTP: allowed for loopback, else only with --allow-http", () => {
+    assert.equal(connect(["http://localhost:3000/mcp"]).remote.url.port, "3000");
+    assert.equal(connect(["http://127.0.0.1:3000/mcp"]).remote.url.hostname, "127.0.0.1");
+    assert.equal(connect(["http://[::1]:3000/mcp"]).remote.url.hostname, "[::1]");
+    assert.equal(connect(["http://mcp.lan/mcp", "--allow-http"]).remote.url.protocol, "http:");
+  });
+  await t.step("serve <url> takes them too, flags on either side", () => {
+    const parsed = serve(
+      ["--port", "0", "https://mcp.example.com/mcp", "--header", "X: ${TEAM}"],
+      env,
+    );
+    assert.equal(parsed.remote?.url.href, "https://mcp.example.com/mcp");
+    assert.deepEqual(parsed.remote?.headers, [["X", "blue"]]);
+    assert.equal(parsed.command, undefined);
+  });
+});
+
+Deno.test("cli: remote usage errors name the culprit", async (t) => {
+  const env = envOf({ TOKEN: "x" });
+  const cases: Array<[string[], RegExp]> = [
+    [["connect"], /connect needs the server's URL/],
+    [
+      ["connect", "https://a.example/mcp", "https://b.example/mcp"],
+      /connect takes one URL \(got also "https:\/\/b\.example\/mcp"\)/,
+    ],
+    [
+      ["connect", "mcp.example.com"],
+      /the server URL is not a valid URL \(got "mcp\.example\.com"\)/,
+    ],
+    [
+      ["connect", "ftp://mcp.example.com/"],
+      /the server URL must be https:\/\/ \(got "ftp:\/\/mcp\.example\.com\/"\)/,
+    ],
+    [
+      ["connect", "http://mcp.example.com/mcp"],
+      /must be https:\/\/ \(got "http:\/\/mcp\.example\.com\/mcp"\); pass --allow-http/,
+    ],
+    [["connect", "https://user:pw@mcp.example.com/"], /must not carry a user or password/],
+    [
+      ["connect", "https://x.example/", "--transport", "websocket"],
+      /--transport must be one of http-first, sse-first, http-only, sse-only \(got "websocket"\)/,
+    ],
+    [
+      ["connect", "https://x.example/", "--header", "NoColonHere"],
+      /--header must be "Name: value" \(got "NoColonHere"\)/,
+    ],
+    [
+      ["connect", "https://x.example/", "--header", "Bad Name: v"],
+      /--header must be "Name: value"/,
+    ],
+    [
+      ["connect", "https://x.example/", "--header", "Content-Type: text/plain"],
+      /--header "Content-Type" is reserved: mcp-proxy sets it itself/,
+    ],
+    [
+      ["connect", "https://x.example/", "--header", "mcp-session-id: abc"],
+      /--header "mcp-session-id" is reserved/,
+    ],
+    [["connect", "https://x.example/", "--header", "Host: evil"], /--header "Host" is reserved/],
+    [
+      ["connect", "https://x.example/", "--header", "X: ${MISSING_VAR}"],
+      /--header "X" uses \$\{MISSING_VAR\}, but MISSING_VAR is not set/,
+    ],
+    [["connect", "https://x.example/", "--timeout", "soon"], /--timeout must be a duration/],
+    [["connect", "https://x.example/", "--ignore-tool", ""], /--ignore-tool must not be empty/],
+    [["connect", "https://x.example/", "--port", "1"], /unknown flag "--port" for connect/],
+    [
+      ["serve", "--header", "X: y", "--", "cmd"],
+      /--header only applies when serve's upstream is a URL/,
+    ],
+    [
+      ["serve", "--transport", "sse-only"],
+      /--transport only applies when serve's upstream is a URL/,
+    ],
+    [
+      ["serve", "https://x.example/", "--cwd", "/tmp"],
+      /--cwd only applies when serve's upstream is a command/,
+    ],
+    [["serve", "https://x.example/", "extra"], /serve takes one URL \(got also "extra"\)/],
+  ];
+  for (const [args, message] of cases) {
+    await t.step(args.join(" "), () => {
+      assert.throws(() => parseCli(args, env), (error: unknown) => {
+        assert.ok(error instanceof UsageError, `expected a UsageError, got ${error}`);
+        assert.match(error.message, message);
+        return true;
+      });
+    });
+  }
+});
+
+Deno.test("cli: a reserved header or a missing variable exits 2 before connecting", async () => {
+  for (
+    const [args, message] of [
+      [["--header", "Accept: */*"], /--header "Accept" is reserved/],
+      [["--header", "Authorization: Bearer ${MCP_TEST_UNSET}"], /MCP_TEST_UNSET is not set/],
+    ] as const
+  ) {
+    const result = await runCli(["connect", "https://mcp.example.com/mcp", ...args]);
+    assert.equal(result.code, 2);
+    assert.equal(result.stdout, "");
+    assert.match(result.stderr, message);
+  }
+  const narrowed = await runCli(
+    ["connect", "https://mcp.example.com/mcp", "--header", "Authorization: Bearer ${TOKEN}"],
+    { flags: ["--no-prompt", "--allow-net=mcp.example.com"] },
+  );
+  assert.equal(narrowed.code, 1);
+  assert.match(
+    narrowed.stderr,
+    /missing permission: --header uses \$\{TOKEN\}; run again with --allow-env=TOKEN/,
   );
 });

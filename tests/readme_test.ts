@@ -24,13 +24,15 @@ function tableAfter(heading: string): string[] {
   return rows;
 }
 
-Deno.test("readme: the serve flag table matches serve --help", async () => {
-  const help = await runCli(["serve", "--help"]);
-  const fromHelp = [...help.stdout.matchAll(/^ +((?:-\w, )?--[\w-]+(?: <[^>]+>)?) {2,}(.+)$/gm)]
-    .map((m) => `${m[1]} | ${m[2]}`);
-  assert.ok(fromHelp.length > 10, help.stdout);
-  assert.deepEqual(tableAfter("### serve flags"), fromHelp);
-});
+for (const mode of ["serve", "connect"]) {
+  Deno.test(`readme: the ${mode} flag table matches ${mode} --help`, async () => {
+    const help = await runCli([mode, "--help"]);
+    const fromHelp = [...help.stdout.matchAll(/^ +((?:-\w, )?--[\w-]+(?: <[^>]+>)?) {2,}(.+)$/gm)]
+      .map((m) => `${m[1]} | ${m[2]}`);
+    assert.ok(fromHelp.length > 10, help.stdout);
+    assert.deepEqual(tableAfter(`### ${mode} flags`), fromHelp);
+  });
+}
 
 Deno.test("readme: set-up commands use the pinned Deno and CI's test command", () => {
   const npxVersions = [...readme.matchAll(/npx -y deno@([\d.]+)/g)].map((m) => m[1]);

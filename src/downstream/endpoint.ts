@@ -1,7 +1,7 @@
 // One upstream exposed over HTTP under a route prefix: Streamable HTTP at <prefix>/mcp and legacy
 // SSE at <prefix>/sse + <prefix>/message. Each session gets its own upstream, unless stateless.
 
-import { Bridge } from "../bridge.ts";
+import { Bridge, type BridgeOptions } from "../bridge.ts";
 import { formatError } from "../errors.ts";
 import { log } from "../log.ts";
 import { isInitializeRequest, WebStandardStreamableHTTPServerTransport } from "../sdk.ts";
@@ -22,6 +22,8 @@ export interface EndpointOptions {
   maxBody: number;
   eventLimits: EventStoreLimits;
   registry: SessionRegistry;
+  /** Applied to every session's bridge: the tool filter and the per-request timeout. */
+  bridge?: Pick<BridgeOptions, "tools" | "requestTimeoutMs">;
 }
 
 const SESSION_HEADER = "mcp-session-id";
@@ -137,6 +139,7 @@ export class McpEndpoint {
       },
     });
     const bridge = new Bridge(transport, this.#options.upstream(), {
+      ...this.#options.bridge,
       onActivity: () => sessionId && registry.touch(sessionId),
       onClose: () => {
         if (sessionId === undefined) return;
@@ -161,7 +164,7 @@ export class McpEndpoint {
     const transport = new WebStandardStreamableHTTPServerTransport({
       maxRequestBodySize: this.#options.maxBody,
     });
-    const bridge = new Bridge(transport, this.#shared!.connect());
+    const bridge = new Bridge(transport, this.#shared!.connect(), this.#options.bridge);
     const failed = await startBridge(bridge, null);
     if (failed) return failed;
     // Done when the answer is delivered, or the client left (its requests are then cancelled).
@@ -177,6 +180,7 @@ export class McpEndpoint {
     const id = transport.sessionId;
     const upstream = this.#shared ? this.#shared.connect() : this.#options.upstream();
     const bridge = new Bridge(transport, upstream, {
+      ...this.#options.bridge,
       onActivity: () => registry.touch(id),
       onClose: () => {
         this.#sse.delete(id);

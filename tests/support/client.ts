@@ -1,6 +1,14 @@
 // Real MCP SDK clients connected to a URL over Streamable HTTP or SSE, disposable with `await using`.
 
-import { Client, SSEClientTransport, StreamableHTTPClientTransport } from "./sdk.ts";
+import { runFlags } from "../../src/permissions.ts";
+import { pumpLines } from "../../src/lines.ts";
+import { MAIN } from "./cli.ts";
+import {
+  Client,
+  SSEClientTransport,
+  StdioClientTransport,
+  StreamableHTTPClientTransport,
+} from "./sdk.ts";
 
 export type ClientOptions = {
   capabilities?: ConstructorParameters<typeof Client>[1] extends infer O
@@ -62,4 +70,46 @@ export async function endSession(client: Client): Promise<void> {
   const transport = client.transport;
   if (transport instanceof StreamableHTTPClientTransport) await transport.terminateSession();
   await client.close();
+}
+
+/** A client that spawned `mcp-proxy connect`; `stderr` collects what the proxy logged. */
+export type StdioTestClient = TestClient & { stderr: string[]; stdio: StdioClientTransport };
+
+/**
+ * Spawns `mcp-proxy connect <args>` under the build's permission flags as the SDK client's stdio
+ * server, and connects (initialize + initialized).
+ */
+export async function connectStdio(
+  args: readonly string[],
+  options: ClientOptions & { env?: Record<string, string>; cliFlags?: readonly string[] } = {},
+): Promise<StdioTestClient> {
+  const transport = new StdioClientTransport({
+    command: Deno.execPath(),
+    args: ["run", "--quiet", ...(options.cliFlags ?? runFlags()), MAIN, "connect", ...args],
+    env: options.env,
+    stderr: "pipe",
+  });
+  const stderr: string[] = [];
+  const client = new Client({ name: "mcp-proxy-test", version: "1.0.0" }, {
+    capabilities: options.capabilities ?? {},
+  });
+  const collecting = transport.stderr;
+  if (collecting) {
+    void pumpLines(readable(collecting), (line) => stderr.push(line)).catch(() => {});
+  }
+  await client.connect(transport);
+  return Object.assign(disposable(client), { stderr, stdio: transport });
+}
+
+/** A Node stream as a web ReadableStream of bytes. */
+function readable(stream: NonNullable<StdioClientTransport["stderr"]>): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    start(controller) {
+      stream.on("data", (chunk: Uint8Array | string) => {
+        controller.enqueue(typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk);
+      });
+      stream.on("end", () => controller.close());
+      stream.on("error", (error: Error) => controller.error(error));
+    },
+  });
 }

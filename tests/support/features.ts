@@ -93,6 +93,8 @@ export async function checkRoundTrips(client: TestClient): Promise<void> {
   await client.subscribeResource({ uri: "test://watched-resource" });
   const update = await client.callTool({ name: "test_resource_update", arguments: {} });
   assert.equal(textOf(update), "Sent update for test://watched-resource");
+  // An unrelated notification: a server may send it on its GET stream, so it can trail the result.
+  await waitFor(() => Promise.resolve(updates.length > 0));
   assert.deepEqual(updates, ["test://watched-resource"]);
 
   client.setRequestHandler(CreateMessageRequestSchema, (request) => {

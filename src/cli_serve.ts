@@ -1,0 +1,182 @@
+// `mcp-proxy serve`: its flags, help text and options. The upstream is a command (after the
+// flags, or after --), a URL, or nothing (the built-in demo).
+
+import {
+  type CommonOptions,
+  duration,
+  type EnvAccess,
+  envPairs,
+  type FlagSpec,
+  host,
+  list,
+  LOG_FLAGS,
+  logLevel,
+  nonEmpty,
+  origin,
+  parseFlags,
+  port,
+  size,
+  splitAtCommand,
+  str,
+  usageFor,
+} from "./cli_parse.ts";
+import {
+  FILTER_FLAGS,
+  parseRemote,
+  parseToolFilter,
+  REMOTE_FLAGS,
+  remoteFlagsGiven,
+  type RemoteSpec,
+} from "./cli_remote.ts";
+import { UsageError } from "./errors.ts";
+import type { FilterRules } from "./filter.ts";
+
+export interface ServeOptions extends CommonOptions {
+  mode: "serve";
+  host: string;
+  port: number;
+  /** The stdio server to spawn; with no command and no remote, the built-in demo is served. */
+  command?: { command: string; args: string[] };
+  /** A remote server to expose instead of a command. */
+  remote?: RemoteSpec;
+  cwd?: string;
+  env: Record<string, string>;
+  tools: FilterRules;
+  sessionTimeoutMs: number;
+  stateless: boolean;
+  apiKey?: string;
+  allowedHosts: string[];
+  corsOrigins: string[];
+  maxBody: number;
+  shutdownGraceMs: number;
+}
+
+export const SERVE_FLAGS: FlagSpec[] = [
+  {
+    name: "port",
+    type: "string",
+    short: "p",
+    arg: "<port>",
+    help: "port to listen on, 0 picks a free one (default 8080)",
+  },
+  { name: "host", type: "string", arg: "<addr>", help: "address to listen on (default 127.0.0.1)" },
+  { name: "cwd", type: "string", arg: "<dir>", help: "working directory of the server process" },
+  {
+    name: "env",
+    type: "string",
+    multiple: true,
+    arg: "<KEY=VALUE>",
+    help: "set an environment variable for the server process (repeatable)",
+  },
+  {
+    name: "stateless",
+    type: "boolean",
+    help: "no sessions: one warm server process answers every request",
+  },
+  {
+    name: "session-timeout",
+    type: "string",
+    arg: "<duration>",
+    help: "end sessions idle this long, 0 never (default 5m)",
+  },
+  {
+    name: "api-key",
+    type: "string",
+    arg: "<key>",
+    help: "require this key as Bearer token or X-API-Key (env MCP_PROXY_API_KEY)",
+  },
+  {
+    name: "allowed-host",
+    type: "string",
+    multiple: true,
+    arg: "<host>",
+    help: "accept this Host header besides local names (repeatable, * for any)",
+  },
+  {
+    name: "cors-origin",
+    type: "string",
+    multiple: true,
+    arg: "<origin>",
+    help: "allow this browser origin besides local ones (repeatable, * for any)",
+  },
+  {
+    name: "max-body",
+    type: "string",
+    arg: "<size>",
+    help: "largest request body accepted (default 4mb)",
+  },
+  {
+    name: "shutdown-grace",
+    type: "string",
+    arg: "<duration>",
+    help: "wait this long after SIGTERM before SIGKILL of a server process (default 3s)",
+  },
+  ...FILTER_FLAGS,
+  ...REMOTE_FLAGS,
+  ...LOG_FLAGS,
+];
+
+const ENV_API_KEY = "MCP_PROXY_API_KEY";
+
+const SERVE_USAGE = `Usage: mcp-proxy serve [flags] [-- <command> [args...]]
+       mcp-proxy serve [flags] <url>
+
+Spawns <command> as a stdio MCP server (one process per session, never through a shell), or
+connects to the MCP server at <url> (one remote session per client session), and serves it
+over Streamable HTTP at /mcp and legacy SSE at /sse + /message, with /health. Without either,
+serves the built-in demo server. Flags go before the command; everything from the command on
+(or after --) is passed to it untouched.
+
+Examples:
+  mcp-proxy serve --port 8080 -- npx -y @modelcontextprotocol/server-everything
+  mcp-proxy serve --port 8080 https://mcp.example.com/mcp --header "Authorization: Bearer \${TOKEN}"`;
+
+export function parseServe(args: readonly string[], env: EnvAccess): ServeOptions | {
+  mode: "help";
+  text: string;
+} {
+  const split = splitAtCommand(args, SERVE_FLAGS, "serve");
+  const [command, ...commandArgs] = split.rest;
+  const isUrl = command !== undefined && /^[a-z][a-z0-9+.-]*:\/\//i.test(command);
+  // A URL takes no arguments, so flags may follow it too.
+  const after = isUrl ? splitAtCommand(commandArgs, SERVE_FLAGS, "serve") : undefined;
+  if (after && after.rest.length > 0) {
+    throw new UsageError(`serve takes one URL (got also "${after.rest[0]}")`);
+  }
+  const flags = after ? [...split.flags, ...after.flags] : split.flags;
+  const values = parseFlags(flags, SERVE_FLAGS, "serve");
+  if (values.help) return { mode: "help", text: usageFor(SERVE_USAGE, SERVE_FLAGS) };
+  const remoteOnly = remoteFlagsGiven(values);
+  if (!isUrl && remoteOnly.length > 0) {
+    throw new UsageError(`${remoteOnly[0]} only applies when serve's upstream is a URL`);
+  }
+  for (const flag of ["cwd", "env"] as const) {
+    if (isUrl && values[flag] !== undefined) {
+      throw new UsageError(`--${flag} only applies when serve's upstream is a command`);
+    }
+  }
+  const apiKey = str(values["api-key"]) ?? env.get(ENV_API_KEY);
+  if (apiKey !== undefined && apiKey.trim() === "") {
+    throw new UsageError(`--api-key must not be empty (${ENV_API_KEY} counts too)`);
+  }
+  const cwd = str(values.cwd);
+  if (cwd !== undefined && cwd === "") throw new UsageError("--cwd must not be empty");
+  return {
+    mode: "serve",
+    logLevel: logLevel(values),
+    host: host(str(values.host) ?? "127.0.0.1"),
+    port: port(str(values.port) ?? "8080"),
+    command: command === undefined || isUrl ? undefined : { command, args: commandArgs },
+    remote: isUrl ? parseRemote(command, values, env) : undefined,
+    cwd,
+    env: envPairs(list(values.env)),
+    tools: parseToolFilter(values),
+    sessionTimeoutMs: duration("--session-timeout", str(values["session-timeout"]) ?? "5m"),
+    stateless: values.stateless === true,
+    apiKey,
+    allowedHosts: list(values["allowed-host"]).map((h) => nonEmpty("--allowed-host", h)),
+    corsOrigins: list(values["cors-origin"]).map(origin),
+    maxBody: size("--max-body", str(values["max-body"]) ?? "4mb"),
+    shutdownGraceMs: duration("--shutdown-grace", str(values["shutdown-grace"]) ?? "3s"),
+  };
+}

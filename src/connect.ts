@@ -1,0 +1,62 @@
+// `mcp-proxy connect <url>`: our stdin/stdout bridged to a remote MCP server. Ends (exit 0) on
+// stdin EOF, SIGINT or SIGTERM, after ending the remote session. Also builds the remote upstream
+// that `serve <url>` uses.
+
+import { Bridge } from "./bridge.ts";
+import type { ConnectOptions } from "./cli.ts";
+import type { RemoteSpec } from "./cli_remote.ts";
+import { StdioServerTransport } from "./downstream/stdio.ts";
+import { NameFilter } from "./filter.ts";
+import { addSecret, log } from "./log.ts";
+import type { UpstreamTransport } from "./upstream/child.ts";
+import { disableEnvironmentProxies, upstreamFetch } from "./upstream/http_fetch.ts";
+import { RemoteTransport } from "./upstream/remote.ts";
+
+/** A factory of connections to the remote server; each call is a new remote session. */
+export function remoteUpstream(spec: RemoteSpec): () => UpstreamTransport {
+  for (const [, value] of spec.headers) addSecret(value);
+  if (!spec.enableProxy) disableEnvironmentProxies();
+  const fetch = upstreamFetch(spec.headers);
+  return () =>
+    new RemoteTransport({
+      url: spec.url,
+      strategy: spec.strategy,
+      fetch,
+      connectTimeoutMs: spec.connectTimeoutMs,
+    });
+}
+
+/** Runs until the client goes away or a signal arrives; resolves with the exit code. */
+export async function runConnect(options: ConnectOptions): Promise<number> {
+  const upstream = remoteUpstream(options.remote)();
+  let finished!: () => void;
+  const done = new Promise<void>((resolve) => (finished = resolve));
+  const stdio = new StdioServerTransport();
+  const bridge = new Bridge(stdio, upstream, {
+    tools: new NameFilter(options.tools),
+    requestTimeoutMs: options.remote.timeoutMs,
+    onClose: () => finished(),
+  });
+  const signals: Deno.Signal[] = Deno.build.os === "windows"
+    ? ["SIGINT", "SIGBREAK"]
+    : ["SIGINT", "SIGTERM"];
+  const onSignal = () => {
+    log.debug("signal received; ending the session");
+    void bridge.close("mcp-proxy is shutting down");
+  };
+  for (const signal of signals) Deno.addSignalListener(signal, onSignal);
+  // The client closed stdin: answer what it already asked (within --timeout), then end.
+  stdio.oninputend = () => {
+    const grace = options.remote.timeoutMs || 60_000;
+    const timer = setTimeout(() => void bridge.close("stdin closed"), grace);
+    void bridge.whenIdle().then(() => {
+      clearTimeout(timer);
+      return bridge.close("stdin closed");
+    });
+  };
+  log.debug(`forwarding stdio to ${options.remote.url.href}`);
+  await bridge.start();
+  await done;
+  for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+  return 0;
+}

@@ -1,0 +1,71 @@
+// --header parsing: "Name: value" or "Name:value", ${VAR} interpolation from the environment, and
+// the headers we refuse because the transport owns them. Values are registered as secrets.
+
+import { UsageError } from "./errors.ts";
+
+/** Headers the transport sets itself; a user value would break framing, sessions or routing. */
+export const RESERVED_HEADERS: ReadonlySet<string> = new Set([
+  "host",
+  "content-length",
+  "content-type",
+  "accept",
+  "connection",
+  "upgrade",
+  "keep-alive",
+  "transfer-encoding",
+  "te",
+  "trailer",
+  "proxy-connection",
+  "mcp-session-id",
+  "mcp-protocol-version",
+  "last-event-id",
+  "mcp-method",
+  "mcp-name",
+]);
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const VARIABLE = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+export interface HeaderRead {
+  /** The variable's value; undefined when unset. Throws when it may not be read. */
+  (name: string): string | undefined;
+}
+
+/**
+ * Parses every --header into a list of [name, value] pairs (repeats kept, in order). A missing
+ * ${VAR} and a reserved or malformed name are usage errors naming the culprit.
+ */
+export function parseHeaders(specs: readonly string[], env: HeaderRead): Array<[string, string]> {
+  return specs.map((spec) => {
+    const colon = spec.indexOf(":");
+    const name = colon === -1 ? "" : spec.slice(0, colon).trim();
+    if (!TOKEN.test(name)) {
+      throw new UsageError(
+        `--header must be "Name: value" (got "${shorten(spec)}")`,
+      );
+    }
+    if (RESERVED_HEADERS.has(name.toLowerCase())) {
+      throw new UsageError(
+        `--header "${name}" is reserved: mcp-proxy sets it itself; remove that --header`,
+      );
+    }
+    const value = spec.slice(colon + 1).trim().replace(VARIABLE, (_, variable: string) => {
+      const found = env(variable);
+      if (found === undefined) {
+        throw new UsageError(
+          `--header "${name}" uses \${${variable}}, but ${variable} is not set; set it or change the header`,
+        );
+      }
+      return found;
+    });
+    if (/[\r\n\0]/.test(value)) {
+      throw new UsageError(`--header "${name}" has a line break or NUL in its value`);
+    }
+    return [name, value] as [string, string];
+  });
+}
+
+/** The part of a spec shown in an error: the name and no more than a hint of the value. */
+function shorten(spec: string): string {
+  return spec.length > 40 ? `${spec.slice(0, 40)}...` : spec;
+}

@@ -1,0 +1,67 @@
+// The fetch every remote request goes through: adds the --header values, turns network failures
+// into one clear line (what host, what went wrong), and keeps the environment's proxies out
+// unless --enable-proxy. OAuth wraps this fetch (src/oauth/); the SDK transports only call it.
+
+import { permissionError, ProxyError } from "../errors.ts";
+import { log } from "../log.ts";
+import { granted } from "../permissions.ts";
+import type { FetchLike } from "../sdk.ts";
+
+/** Variables Deno's fetch reads for proxies (on every request, so clearing them takes effect). */
+export const PROXY_ENV_VARS = [
+  "HTTP_PROXY",
+  "HTTPS_PROXY",
+  "ALL_PROXY",
+  "http_proxy",
+  "https_proxy",
+  "all_proxy",
+] as const;
+
+/** A fetch that sends `headers` (repeats kept) with every request. */
+export function upstreamFetch(headers: ReadonlyArray<readonly [string, string]>): FetchLike {
+  const extra = new Headers();
+  for (const [name, value] of headers) extra.append(name, value);
+  return async (url, init) => {
+    const merged = new Headers(init?.headers);
+    for (const [name, value] of extra) merged.set(name, value);
+    try {
+      return await fetch(url, { ...init, headers: merged });
+    } catch (error) {
+      if (error instanceof DOMException && error.name === "AbortError") throw error;
+      throw permissionError(error) ??
+        new ProxyError("upstream", `cannot reach ${originOf(url)}: ${networkDetail(error)}`, {
+          cause: error,
+        });
+    }
+  };
+}
+
+/**
+ * Deno's fetch honors HTTP(S)_PROXY on its own. Without --enable-proxy we remove them from our
+ * environment, so upstream requests go direct. Needs --allow-env for those names to do so.
+ */
+export function disableEnvironmentProxies(): void {
+  for (const name of PROXY_ENV_VARS) {
+    if (granted({ name: "env", variable: name })) Deno.env.delete(name);
+    else log.debug(`cannot clear ${name} without --allow-env=${name}; Deno may use it as a proxy`);
+  }
+}
+
+function originOf(url: string | URL): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return String(url);
+  }
+}
+
+/** The useful end of Deno's "fetch failed: error sending request for url (...): ..." chain. */
+function networkDetail(error: unknown): string {
+  const messages: string[] = [];
+  for (let current = error; current instanceof Error; current = current.cause) {
+    messages.push(current.message);
+  }
+  const deepest = messages.at(-1) ?? String(error);
+  return deepest.replace(/^error sending request for url \([^)]*\): /, "")
+    .replace(/^client error \(Connect\): /, "") || "the request failed";
+}

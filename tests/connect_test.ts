@@ -1,0 +1,362 @@
+// connect, end to end: the SDK client spawns `mcp-proxy connect <url>` as its stdio server, and
+// the proxy forwards to real fixture servers on 127.0.0.1 (native Streamable HTTP, SSE only).
+
+import assert from "node:assert/strict";
+import { pumpLines } from "../src/lines.ts";
+import { cliCommand, runCli } from "./support/cli.ts";
+import { connectStdio, textOf } from "./support/client.ts";
+import { checkCatalog, checkRoundTrips, ROUND_TRIP_CAPABILITIES } from "./support/features.ts";
+import { type NativeKind, startNative } from "./support/native.ts";
+import { waitFor } from "./support/wait.ts";
+
+Deno.test("connect: the full feature set over Streamable HTTP", async () => {
+  await using server = await startNative("http");
+  await using client = await connectStdio([server.url], { capabilities: ROUND_TRIP_CAPABILITIES });
+  await checkCatalog(client);
+  await checkRoundTrips(client);
+});
+
+Deno.test("connect: the full feature set over legacy SSE", async () => {
+  await using server = await startNative("sse-405");
+  await using client = await connectStdio([server.url, "--transport", "sse-only"], {
+    capabilities: ROUND_TRIP_CAPABILITIES,
+  });
+  await checkCatalog(client);
+  await checkRoundTrips(client);
+});
+
+/** What each strategy does against each kind of server: the transport used, or the failure. */
+const MATRIX: Array<[NativeKind, string, RegExp]> = [
+  ["http", "http-first", /connected to \S+ over Streamable HTTP$/],
+  [
+    "http",
+    "sse-first",
+    /connected to \S+ over Streamable HTTP, after SSE failed: the GET was answered 400/,
+  ],
+  ["http", "http-only", /connected to \S+ over Streamable HTTP$/],
+  [
+    "http",
+    "sse-only",
+    /cannot connect to \S+: SSE failed: the GET was answered 400.*\(--transport sse-only: no other transport was tried\)/,
+  ],
+  [
+    "sse-405",
+    "http-first",
+    /connected to \S+ over SSE, after Streamable HTTP failed: the POST was answered 405/,
+  ],
+  ["sse-405", "sse-first", /connected to \S+ over SSE$/],
+  [
+    "sse-405",
+    "http-only",
+    /cannot connect to \S+: Streamable HTTP failed: the POST was answered 405.*\(--transport http-only: no other transport was tried\)/,
+  ],
+  ["sse-405", "sse-only", /connected to \S+ over SSE$/],
+  [
+    "sse-404",
+    "http-first",
+    /connected to \S+ over SSE, after Streamable HTTP failed: the POST was answered 404/,
+  ],
+  ["sse-404", "sse-first", /connected to \S+ over SSE$/],
+  [
+    "sse-404",
+    "http-only",
+    /cannot connect to \S+: Streamable HTTP failed: the POST was answered 404/,
+  ],
+  ["sse-404", "sse-only", /connected to \S+ over SSE$/],
+];
+
+Deno.test("connect: every --transport strategy against every kind of server", async (t) => {
+  for (const [kind, strategy, expected] of MATRIX) {
+    await t.step(`${strategy} against ${kind}`, async () => {
+      await using server = await startNative(kind);
+      const works = !/cannot connect/.test(expected.source);
+      if (works) {
+        await using client = await connectStdio([server.url, "--transport", strategy]);
+        const result = await client.callTool({ name: "test_simple_text", arguments: {} });
+        assert.equal(textOf(result), "This is a simple text response for testing.");
+        await waitFor(() => Promise.resolve(client.stderr.some((line) => expected.test(line))));
+      } else {
+        const error = await connectStdio([server.url, "--transport", strategy]).then(
+          () => assert.fail("initialize must fail"),
+          (e: Error & { code?: number }) => e,
+        );
+        assert.equal(error.code, -32000);
+        assert.match(error.message, expected);
+      }
+    });
+  }
+});
+
+Deno.test("connect: --header values reach the server, ${VAR} from the environment", async () => {
+  await using server = await startNative("http");
+  await using client = await connectStdio([
+    server.url,
+    "--header",
+    "Authorization: Bearer ${MCP_TEST_TOKEN}",
+    "--header",
+    "X-Tenant:acme-${MCP_TEST_TENANT}",
+    "--header",
+    "X-Empty:",
+  ], { env: { MCP_TEST_TOKEN: "t0ken-value", MCP_TEST_TENANT: "eu" } });
+  await client.ping();
+  const { lastHeaders } = await server.stats();
+  assert.equal(lastHeaders["authorization"], "Bearer t0ken-value");
+  assert.equal(lastHeaders["x-tenant"], "acme-eu");
+  assert.equal(lastHeaders["x-empty"], "");
+  assert.equal(lastHeaders["mcp-protocol-version"], "2025-11-25");
+  assert.ok(lastHeaders["mcp-session-id"], "the session id is kept and sent");
+  assert.ok(!client.stderr.join("\n").includes("t0ken-value"), "header values never reach logs");
+});
+
+Deno.test("connect: filtered tools vanish from tools/list and cannot be called", async () => {
+  await using server = await startNative("http");
+  await using client = await connectStdio([
+    server.url,
+    "--allow-tool",
+    "test_*",
+    "--ignore-tool",
+    "test_elicitation*",
+    "--ignore-tool",
+    "test_?ampling",
+  ]);
+  const names = (await client.listTools()).tools.map((tool) => tool.name);
+  assert.ok(names.includes("test_simple_text"));
+  assert.ok(!names.includes("wait"), "not allowed by --allow-tool test_*");
+  assert.ok(!names.some((name) => name.startsWith("test_elicitation")));
+  assert.ok(!names.includes("test_sampling"));
+  for (const name of ["wait", "test_sampling", "test_elicitation_sep1034_defaults"]) {
+    const error = await client.callTool({ name, arguments: { ms: 1 } }).then(
+      () => assert.fail(`${name} must be refused`),
+      (e: Error & { code?: number }) => e,
+    );
+    assert.equal(error.code, -32602);
+    assert.match(error.message, new RegExp(`Unknown tool: ${name}`));
+  }
+  const ok = await client.callTool({ name: "test_simple_text", arguments: {} });
+  assert.equal(textOf(ok), "This is a simple text response for testing.");
+});
+
+Deno.test("connect: a session the server forgot is re-initialized without the client noticing", async () => {
+  await using server = await startNative("http");
+  await using client = await connectStdio([server.url]);
+  const before = await server.stats();
+  assert.equal(before.initialized, 1);
+  await server.forget();
+  const result = await client.callTool({ name: "test_simple_text", arguments: {} });
+  assert.equal(textOf(result), "This is a simple text response for testing.");
+  const after = await server.stats();
+  assert.equal(after.initialized, 2, "one new session, with the client's own initialize");
+  assert.equal(after.sessions, 1);
+  assert.ok(
+    client.stderr.some((line) => /no longer knows the session; starting a new one/.test(line)),
+  );
+  // And it keeps working on the new session.
+  await client.ping();
+});
+
+Deno.test("connect: the upstream dying mid-call answers the call within --timeout", async () => {
+  await using server = await startNative("http");
+  await using client = await connectStdio([server.url, "--timeout", "1500ms"]);
+  let arrived!: () => void;
+  const started = new Promise<void>((resolve) => (arrived = resolve));
+  const call = client.callTool({ name: "wait", arguments: { ms: 60_000 } }, undefined, {
+    onprogress: () => arrived(),
+    timeout: 30_000,
+  });
+  await started;
+  await server.kill();
+  const began = Date.now();
+  const error = await call.then(
+    () => assert.fail("the call must fail"),
+    (e: Error & { code?: number }) => e,
+  );
+  assert.ok(Date.now() - began < 10_000, "answered, not left hanging");
+  assert.equal(error.code, -32000);
+  assert.match(error.message, /no answer from the MCP server within 1.5s \(--timeout\)/);
+});
+
+Deno.test("connect: a host that cannot be reached is one clear line and a JSON-RPC error", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const url = `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}/mcp`;
+  listener.close();
+  const { code, stdout, stderr } = await rawConnect([url], [INITIALIZE]);
+  assert.equal(code, 0);
+  const [answer] = stdout.map((line) => JSON.parse(line));
+  assert.equal(answer.id, 1);
+  assert.equal(answer.error.code, -32000);
+  assert.match(
+    answer.error.message,
+    /^cannot connect to http:\/\/127\.0\.0\.1:\d+\/mcp: Streamable HTTP failed: cannot reach http:\/\/127\.0\.0\.1:\d+: .*Connection refused/,
+  );
+  const errors = stderr.filter((line) => line.includes("error:"));
+  assert.equal(errors.length, 1, stderr.join("\n"));
+  assert.ok(!stderr.some((line) => /^\s+at /.test(line)), "no stack trace");
+});
+
+Deno.test("connect: a server that does not speak MCP is a clear error", async () => {
+  await using site = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => new Response("<html>hello</html>", { headers: { "content-type": "text/html" } }),
+  );
+  const { stdout, stderr } = await rawConnect([`http://127.0.0.1:${site.addr.port}/`], [
+    INITIALIZE,
+  ]);
+  const [answer] = stdout.map((line) => JSON.parse(line));
+  assert.equal(answer.error.code, -32000);
+  assert.match(answer.error.message, /cannot connect to .*Streamable HTTP failed: .*content type/i);
+  assert.ok(!stderr.some((line) => /^\s+at /.test(line)), "no stack trace");
+});
+
+Deno.test("connect: stdin EOF answers what was asked, deletes the session and exits 0", async () => {
+  await using server = await startNative("http");
+  const { code, stdout } = await rawConnect([server.url], [
+    INITIALIZE,
+    { jsonrpc: "2.0", method: "notifications/initialized" },
+    {
+      jsonrpc: "2.0",
+      id: 2,
+      method: "tools/call",
+      params: { name: "wait", arguments: { ms: 300 } },
+    },
+  ]);
+  assert.equal(code, 0);
+  assert.deepEqual(stdout.map((line) => JSON.parse(line).id), [1, 2]);
+  await waitFor(async () => (await server.stats()).deletes === 1);
+  assert.equal((await server.stats()).sessions, 0);
+});
+
+Deno.test("connect: SIGTERM deletes the session and exits 0", async () => {
+  await using server = await startNative("http");
+  const proxy = spawnConnect([server.url]);
+  const writer = proxy.stdin.getWriter();
+  await writer.write(frame(INITIALIZE));
+  const lines = linesOf(proxy.stdout);
+  assert.equal(JSON.parse(await lines.next()).id, 1);
+  proxy.kill("SIGTERM");
+  const status = await proxy.status;
+  assert.equal(status.code, 0);
+  assert.equal((await server.stats()).deletes, 1);
+  await writer.close().catch(() => {});
+});
+
+Deno.test("connect: only protocol frames reach stdout, even with --debug", async () => {
+  await using server = await startNative("http");
+  const { stdout, stderr } = await rawConnect([server.url, "--debug"], [
+    INITIALIZE,
+    { jsonrpc: "2.0", method: "notifications/initialized" },
+    { jsonrpc: "2.0", id: 2, method: "tools/list" },
+    {
+      jsonrpc: "2.0",
+      id: 3,
+      method: "tools/call",
+      params: { name: "test_tool_with_logging", arguments: {} },
+    },
+    { jsonrpc: "2.0", id: 4, method: "no/such/method" },
+  ]);
+  assert.ok(stderr.some((line) => line.includes("debug:")), "debug logging was on");
+  assert.ok(stdout.length >= 4);
+  for (const line of stdout) {
+    const message = JSON.parse(line);
+    assert.equal(message.jsonrpc, "2.0", line);
+  }
+  const ids = stdout.map((line) => JSON.parse(line).id).filter((id) => id !== undefined);
+  assert.deepEqual(ids.sort(), [1, 2, 3, 4]);
+  const unknown = stdout.map((line) => JSON.parse(line)).find((m) => m.id === 4);
+  assert.equal(unknown.error.code, -32601, "unknown methods pass through to the server");
+});
+
+Deno.test("connect: stdin framing: CRLF, partial writes, multi-megabyte lines, bad JSON", async () => {
+  await using server = await startNative("http");
+  const proxy = spawnConnect([server.url]);
+  const writer = proxy.stdin.getWriter();
+  const lines = linesOf(proxy.stdout);
+  await writer.write(new TextEncoder().encode(JSON.stringify(INITIALIZE) + "\r\n"));
+  assert.equal(JSON.parse(await lines.next()).id, 1);
+  await writer.write(frame({ jsonrpc: "2.0", method: "notifications/initialized" }));
+  // A 3 MB request, written a few bytes, then 64 KiB at a time.
+  const text = "y".repeat(3 * 1024 * 1024);
+  const bytes = frame({
+    jsonrpc: "2.0",
+    id: 2,
+    method: "completion/complete",
+    params: {
+      ref: { type: "ref/prompt", name: "test_prompt_with_arguments" },
+      argument: { name: "arg1", value: text },
+    },
+  });
+  await writer.write(bytes.subarray(0, 7));
+  for (let at = 7; at < bytes.length; at += 65536) {
+    await writer.write(bytes.subarray(at, at + 65536));
+  }
+  assert.equal(JSON.parse(await lines.next()).id, 2);
+  await writer.write(new TextEncoder().encode("this is not json\n"));
+  const parseError = JSON.parse(await lines.next());
+  assert.equal(parseError.id, null);
+  assert.equal(parseError.error.code, -32700);
+  await writer.write(frame({ jsonrpc: "2.0", id: 3, method: "ping" }));
+  assert.deepEqual(JSON.parse(await lines.next()), { jsonrpc: "2.0", id: 3, result: {} });
+  await writer.close();
+  assert.equal((await proxy.status).code, 0);
+});
+
+const INITIALIZE = {
+  jsonrpc: "2.0",
+  id: 1,
+  method: "initialize",
+  params: {
+    protocolVersion: "2025-11-25",
+    capabilities: {},
+    clientInfo: { name: "raw", version: "1.0.0" },
+  },
+};
+
+function frame(message: unknown): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(message) + "\n");
+}
+
+/** `mcp-proxy connect` spawned by hand, for what the SDK client would hide. */
+function spawnConnect(args: readonly string[]): Deno.ChildProcess {
+  const [exe, ...prefix] = cliCommand();
+  return new Deno.Command(exe!, {
+    args: [...prefix, "connect", ...args],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+}
+
+/** Writes `messages`, closes stdin, and collects everything until the process exits. */
+async function rawConnect(
+  args: readonly string[],
+  messages: readonly unknown[],
+): Promise<{ code: number; stdout: string[]; stderr: string[] }> {
+  const result = await runCli(["connect", ...args], {
+    stdin: messages.map((message) => JSON.stringify(message) + "\n").join(""),
+  });
+  const split = (text: string) => text.split("\n").filter((line) => line !== "");
+  return { code: result.code, stdout: split(result.stdout), stderr: split(result.stderr) };
+}
+
+/** Reads a byte stream one line at a time, each within 10 s. */
+function linesOf(stream: ReadableStream<Uint8Array>): { next(): Promise<string> } {
+  const queue: string[] = [];
+  const waiting: Array<(line: string) => void> = [];
+  void pumpLines(stream, (line) => {
+    const waiter = waiting.shift();
+    if (waiter) waiter(line);
+    else queue.push(line);
+  }).catch(() => {});
+  return {
+    next: () => {
+      const line = queue.shift();
+      if (line !== undefined) return Promise.resolve(line);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("no line on stdout within 10 s")), 10_000);
+        waiting.push((value) => {
+          clearTimeout(timer);
+          resolve(value);
+        });
+      });
+    },
+  };
+}

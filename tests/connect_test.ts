@@ -3,9 +3,15 @@
 
 import assert from "node:assert/strict";
 import { pumpLines } from "../src/lines.ts";
-import { cliCommand, runCli } from "./support/cli.ts";
+import { cliCommand, fixtureCommand, runCli, startServe } from "./support/cli.ts";
 import { connectStdio, textOf } from "./support/client.ts";
-import { checkCatalog, checkRoundTrips, ROUND_TRIP_CAPABILITIES } from "./support/features.ts";
+import {
+  checkCancellation,
+  checkCatalog,
+  checkRoundTrips,
+  ROUND_TRIP_CAPABILITIES,
+} from "./support/features.ts";
+import { ListRootsRequestSchema, ResourceUpdatedNotificationSchema } from "./support/sdk.ts";
 import { type NativeKind, startNative } from "./support/native.ts";
 import { waitFor } from "./support/wait.ts";
 
@@ -360,3 +366,103 @@ function linesOf(stream: ReadableStream<Uint8Array>): { next(): Promise<string> 
     },
   };
 }
+
+Deno.test("connect: the server-to-client stream reconnects with Last-Event-ID", async () => {
+  await using server = await startNative("http");
+  await using client = await connectStdio([server.url]);
+  const updates: string[] = [];
+  client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+    updates.push(n.params.uri);
+  });
+  await client.subscribeResource({ uri: "test://watched-resource" });
+  await waitFor(async () => (await server.stats()).gets >= 1);
+  // An event with an id on the GET stream gives the client a place to resume from.
+  await client.callTool({ name: "test_resource_update", arguments: {} });
+  await waitFor(() => Promise.resolve(updates.length === 1));
+  const closed = await client.callTool({ name: "close_standalone_stream", arguments: {} });
+  assert.equal(textOf(closed), "closed");
+  // The fixture asks for retry: 500 ms; the stream comes back, resuming after its last event.
+  await waitFor(async () => (await server.stats()).resumes.length >= 1);
+  await client.callTool({ name: "test_resource_update", arguments: {} });
+  await waitFor(() => Promise.resolve(updates.length === 2));
+  assert.deepEqual(updates, ["test://watched-resource", "test://watched-resource"]);
+});
+
+Deno.test("connect: progress restarts the --timeout clock", async () => {
+  await using server = await startNative("http");
+  await using client = await connectStdio([server.url, "--timeout", "700ms"]);
+  const result = await client.callTool({ name: "wait", arguments: { ms: 2000 } }, undefined, {
+    onprogress: () => {},
+  });
+  assert.equal(textOf(result), "waited 2000 ms");
+});
+
+Deno.test("connect: cancellation and roots pass through (to a server behind serve)", async () => {
+  await using backend = await startServe([], fixtureCommand("faulty_stdio.ts"));
+  await using client = await connectStdio([backend.mcpUrl.href], {
+    capabilities: { roots: { listChanged: true } },
+  });
+  await checkCancellation(client);
+  const roots = [{ uri: "file:///work/project", name: "project" }];
+  client.setRequestHandler(ListRootsRequestSchema, () => ({ roots }));
+  assert.deepEqual(
+    JSON.parse(textOf(await client.callTool({ name: "roots", arguments: {} }))),
+    roots,
+  );
+});
+
+Deno.test("connect: --enable-proxy sends requests through HTTP_PROXY; without it they go direct", async () => {
+  await using server = await startNative("http");
+  const seen: string[] = [];
+  await using forwardProxy = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (req) => {
+      seen.push(`${req.method} ${req.url}`);
+      const headers = new Headers(req.headers);
+      headers.delete("host");
+      return fetch(req.url, { method: req.method, headers, body: req.body, redirect: "manual" });
+    },
+  );
+  const env = { HTTP_PROXY: `http://127.0.0.1:${forwardProxy.addr.port}`, NO_PROXY: "" };
+  {
+    await using direct = await connectStdio([server.url], { env });
+    await direct.ping();
+    assert.equal(seen.length, 0, "no --enable-proxy: the proxy variables are ignored");
+  }
+  await using proxied = await connectStdio([server.url, "--enable-proxy"], { env });
+  await proxied.ping();
+  assert.ok(seen.some((line) => line.startsWith(`POST ${server.url}`)), seen.join("\n"));
+});
+
+Deno.test("connect: sse-first falls back when the GET is silent or not an event stream", async () => {
+  const silent = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(new TextEncoder().encode(": no endpoint event, ever\n\n"));
+    },
+  });
+  await using site = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const path = new URL(req.url).pathname;
+    if (req.method === "GET" && path === "/silent") {
+      return new Response(silent, { headers: { "content-type": "text/event-stream" } });
+    }
+    if (req.method === "GET") {
+      return new Response("<html></html>", { headers: { "content-type": "text/html" } });
+    }
+    return new Response("no", { status: 405 });
+  });
+  const base = `http://127.0.0.1:${site.addr.port}`;
+  const silentRun = await rawConnect(
+    [`${base}/silent`, "--transport", "sse-first", "--connect-timeout", "300ms"],
+    [INITIALIZE],
+  );
+  assert.match(
+    JSON.parse(silentRun.stdout[0]!).error.message,
+    /SSE failed: no "endpoint" event within 0.3s; Streamable HTTP failed: the POST was answered 405/,
+  );
+  const htmlRun = await rawConnect([`${base}/page`, "--transport", "sse-first"], [INITIALIZE]);
+  assert.match(
+    JSON.parse(htmlRun.stdout[0]!).error.message,
+    /SSE failed: the GET was answered 200 OK with content type "text\/html"; Streamable HTTP failed: the POST was answered 405/,
+  );
+  assert.ok(htmlRun.stderr.some((line) => /SSE failed .*; trying Streamable HTTP/.test(line)));
+});

@@ -16,6 +16,8 @@ export interface NativeServer extends AsyncDisposable {
     initialized: number;
     deletes: number;
     lastHeaders: Record<string, string>;
+    gets: number;
+    resumes: string[];
   }>;
   /** POST /admin/forget: the server forgets every session (http kind). */
   forget(): Promise<void>;

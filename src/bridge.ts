@@ -54,8 +54,9 @@ export class Bridge {
   #pending = new Map<RequestId, Pending>();
   #progress = new Map<string | number, RequestId>();
   #closed = false;
-  /** Messages from the client still on their way upstream. */
+  /** Messages from the client still on their way upstream, and to the client. */
   #sending = 0;
+  #delivering = 0;
   #idleWaiters: Array<() => void> = [];
 
   constructor(downstream: Transport, upstream: UpstreamTransport, options: BridgeOptions = {}) {
@@ -79,14 +80,25 @@ export class Bridge {
     return false;
   }
 
-  /** Resolves once no request is in flight and nothing is on its way upstream. */
+  /** Resolves once no request is in flight and nothing is on its way either way. */
   whenIdle(): Promise<void> {
     if (this.#isIdle()) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
   #isIdle(): boolean {
-    return this.#pending.size === 0 && this.#sending === 0;
+    return this.#pending.size === 0 && this.#sending === 0 && this.#delivering === 0;
+  }
+
+  /** Sends to the client, counted until written, so "idle" means every answer went out. */
+  async #deliver(message: JSONRPCMessage, options: TransportSendOptions): Promise<void> {
+    this.#delivering++;
+    try {
+      await this.downstream.send(message, options);
+    } finally {
+      this.#delivering--;
+      this.#checkIdle();
+    }
   }
 
   #checkIdle(): void {
@@ -133,7 +145,7 @@ export class Bridge {
       const hidden = this.#hiddenTool(message);
       if (hidden !== undefined) {
         const refusal = errorResponse(message.id, INVALID_PARAMS, `Unknown tool: ${hidden}`);
-        await this.downstream.send(refusal, { relatedRequestId: message.id }).catch(() => {});
+        await this.#deliver(refusal, { relatedRequestId: message.id }).catch(() => {});
         return;
       }
       const pending: Pending = { method: message.method, progressToken: progressTokenOf(message) };
@@ -186,7 +198,7 @@ export class Bridge {
     const options: TransportSendOptions = related === undefined
       ? {}
       : { relatedRequestId: related };
-    this.downstream.send(message, options).catch((error) => {
+    this.#deliver(message, options).catch((error) => {
       log.debug(`could not deliver ${describe(message)} to the client: ${formatError(error)}`);
       if (isRequest(message)) {
         this.upstream.send(errorResponse(message.id, UPSTREAM_ERROR, "client is not connected"))
@@ -242,7 +254,7 @@ export class Bridge {
 
   #answer(id: RequestId, reason: string): void {
     this.#forget(id);
-    this.downstream.send(errorResponse(id, UPSTREAM_ERROR, reason), { relatedRequestId: id })
+    this.#deliver(errorResponse(id, UPSTREAM_ERROR, reason), { relatedRequestId: id })
       .catch((error) => log.debug(`could not deliver an error response: ${formatError(error)}`));
   }
 
@@ -255,7 +267,7 @@ export class Bridge {
     for (const id of ids) this.#forget(id);
     await Promise.all(
       ids.map((id) =>
-        this.downstream.send(errorResponse(id, UPSTREAM_ERROR, reason), { relatedRequestId: id })
+        this.#deliver(errorResponse(id, UPSTREAM_ERROR, reason), { relatedRequestId: id })
           .catch(() => {})
       ),
     );

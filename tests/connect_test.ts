@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { pumpLines } from "../src/lines.ts";
-import { cliCommand, fixtureCommand, runCli, startServe } from "./support/cli.ts";
+import { cliCommand, fixtureCommand, fixturePath, runCli, startServe } from "./support/cli.ts";
 import { connectStdio, textOf } from "./support/client.ts";
 import {
   checkCancellation,
@@ -103,6 +103,7 @@ Deno.test("connect: --header values reach the server, ${VAR} from the environmen
     "X-Tenant:acme-${MCP_TEST_TENANT}",
     "--header",
     "X-Empty:",
+    "--debug",
   ], { env: { MCP_TEST_TOKEN: "t0ken-value", MCP_TEST_TENANT: "eu" } });
   await client.ping();
   const { lastHeaders } = await server.stats();
@@ -435,15 +436,16 @@ Deno.test("connect: --enable-proxy sends requests through HTTP_PROXY; without it
 });
 
 Deno.test("connect: sse-first falls back when the GET is silent or not an event stream", async () => {
-  const silent = new ReadableStream<Uint8Array>({
-    start(controller) {
-      controller.enqueue(new TextEncoder().encode(": no endpoint event, ever\n\n"));
-    },
-  });
+  const silent = () =>
+    new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode(": no endpoint event, ever\n\n"));
+      },
+    });
   await using site = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
     const path = new URL(req.url).pathname;
     if (req.method === "GET" && path === "/silent") {
-      return new Response(silent, { headers: { "content-type": "text/event-stream" } });
+      return new Response(silent(), { headers: { "content-type": "text/event-stream" } });
     }
     if (req.method === "GET") {
       return new Response("<html></html>", { headers: { "content-type": "text/html" } });
@@ -455,6 +457,7 @@ Deno.test("connect: sse-first falls back when the GET is silent or not an event 
     [`${base}/silent`, "--transport", "sse-first", "--connect-timeout", "300ms"],
     [INITIALIZE],
   );
+  assert.equal(silentRun.stdout.length, 1, `stdout: ${silentRun.stdout}\nstderr: ${silentRun.stderr.join("\n")}`);
   assert.match(
     JSON.parse(silentRun.stdout[0]!).error.message,
     /SSE failed: no "endpoint" event within 0.3s; Streamable HTTP failed: the POST was answered 405/,
@@ -465,4 +468,64 @@ Deno.test("connect: sse-first falls back when the GET is silent or not an event 
     /SSE failed: the GET was answered 200 OK with content type "text\/html"; Streamable HTTP failed: the POST was answered 405/,
   );
   assert.ok(htmlRun.stderr.some((line) => /SSE failed .*; trying Streamable HTTP/.test(line)));
+});
+
+Deno.test("connect: a 400 falls back only when its body is not a JSON-RPC error", async () => {
+  await using site = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const path = new URL(req.url).pathname;
+    if (req.method === "GET") return new Response("gone", { status: 404 });
+    if (path === "/plain") return new Response("bad request", { status: 400 });
+    return Response.json(
+      { jsonrpc: "2.0", id: null, error: { code: -32600, message: "Invalid Request: nope" } },
+      { status: 400 },
+    );
+  });
+  const base = `http://127.0.0.1:${site.addr.port}`;
+  const plain = await rawConnect([`${base}/plain`], [INITIALIZE]);
+  assert.match(
+    JSON.parse(plain.stdout[0]!).error.message,
+    /Streamable HTTP failed: the POST was answered 400 Bad Request; SSE failed: the GET was answered 404/,
+  );
+  const rpc = await rawConnect([`${base}/rpc`], [INITIALIZE]);
+  const message = JSON.parse(rpc.stdout[0]!).error.message;
+  assert.match(message, /Streamable HTTP failed: the POST was answered 400 Bad Request/);
+  assert.doesNotMatch(message, /SSE/, "a JSON-RPC error is the server speaking MCP: no fallback");
+});
+
+Deno.test("connect: DNS and TLS failures are clear; a private CA works with DENO_CERT", async () => {
+  const dns = await rawConnect(["https://no-such-host.invalid/mcp"], [INITIALIZE]);
+  assert.match(
+    JSON.parse(dns.stdout[0]!).error.message,
+    /cannot reach https:\/\/no-such-host\.invalid: dns error/,
+  );
+  await using server = await startNative("http");
+  const cert = await Deno.readTextFile(fixturePath("tls/cert.pem"));
+  const key = await Deno.readTextFile(fixturePath("tls/key.pem"));
+  // HTTPS in front of the native fixture, with a certificate no public CA signed.
+  await using tls = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, cert, key, onListen() {} },
+    (req) => {
+      const target = new URL(new URL(req.url).pathname, server.url);
+      const headers = new Headers(req.headers);
+      headers.delete("host");
+      return fetch(target, { method: req.method, headers, body: req.body, signal: req.signal });
+    },
+  );
+  const url = `https://localhost:${tls.addr.port}/mcp`;
+  const untrusted = await rawConnect([url], [INITIALIZE]);
+  assert.match(
+    JSON.parse(untrusted.stdout[0]!).error.message,
+    new RegExp(
+      `cannot reach https://localhost:${tls.addr.port}: .*(certificate|UnknownIssuer)`,
+      "i",
+    ),
+  );
+  assert.ok(!untrusted.stderr.some((line) => /^\s+at /.test(line)), "no stack trace");
+  await using trusted = await connectStdio([url], {
+    env: { DENO_CERT: fixturePath("tls/ca.pem") },
+  });
+  assert.equal(
+    textOf(await trusted.callTool({ name: "test_simple_text", arguments: {} })),
+    "This is a simple text response for testing.",
+  );
 });

@@ -20,6 +20,7 @@ export class StdioServerTransport implements Transport {
   oninputend?: () => void;
   #input: ReadableStream<Uint8Array>;
   #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #written: Promise<void> = Promise.resolve();
   #closed = false;
 
   constructor(
@@ -42,16 +43,19 @@ export class StdioServerTransport implements Transport {
     return Promise.resolve();
   }
 
-  async send(message: JSONRPCMessage): Promise<void> {
-    if (this.#closed) throw new Error("stdout is closed");
-    await this.#writer.write(encoder.encode(JSON.stringify(message) + "\n"));
+  send(message: JSONRPCMessage): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error("stdout is closed"));
+    const write = this.#writer.write(encoder.encode(JSON.stringify(message) + "\n"));
+    this.#written = write.catch(() => {});
+    return write;
   }
 
-  close(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
+  /** Stops; resolves once everything already sent has been written to stdout. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
     this.#closed = true;
+    await this.#written;
     this.onclose?.();
-    return Promise.resolve();
   }
 
   #onLine(line: string): void {

@@ -457,7 +457,11 @@ Deno.test("connect: sse-first falls back when the GET is silent or not an event 
     [`${base}/silent`, "--transport", "sse-first", "--connect-timeout", "300ms"],
     [INITIALIZE],
   );
-  assert.equal(silentRun.stdout.length, 1, `stdout: ${silentRun.stdout}\nstderr: ${silentRun.stderr.join("\n")}`);
+  assert.equal(
+    silentRun.stdout.length,
+    1,
+    `stdout: ${silentRun.stdout}\nstderr: ${silentRun.stderr.join("\n")}`,
+  );
   assert.match(
     JSON.parse(silentRun.stdout[0]!).error.message,
     /SSE failed: no "endpoint" event within 0.3s; Streamable HTTP failed: the POST was answered 405/,

@@ -38,6 +38,8 @@ interface Pending {
   /** The client dropped the connection it awaited this on. */
   abandoned?: boolean;
   timer?: ReturnType<typeof setTimeout>;
+  /** Server-to-client requests made for this one and not yet answered (its clock is paused). */
+  asking?: number;
 }
 
 /**
@@ -53,6 +55,8 @@ export class Bridge {
   #options: BridgeOptions;
   #pending = new Map<RequestId, Pending>();
   #progress = new Map<string | number, RequestId>();
+  /** Server-to-client requests in flight -> the client request they were made for. */
+  #asks = new Map<RequestId, RequestId>();
   #closed = false;
   /** Messages from the client still on their way upstream, and to the client. */
   #sending = 0;
@@ -136,6 +140,7 @@ export class Bridge {
     await this.#failPending(reason);
     await Promise.allSettled([this.upstream.close(), this.downstream.close()]);
     this.#progress.clear();
+    this.#asks.clear();
     this.#options.onClose?.();
   }
 
@@ -158,6 +163,15 @@ export class Bridge {
       // A cancelled request gets no response (the server SHOULD NOT send one): stop waiting.
       const id = (message.params as { requestId?: RequestId } | undefined)?.requestId;
       if (id !== undefined) this.#forget(id);
+    } else if (isResponse(message) && message.id !== undefined) {
+      // The client answered the server (sampling, elicitation): the request's clock runs again.
+      const forId = this.#asks.get(message.id);
+      this.#asks.delete(message.id);
+      const pending = forId === undefined ? undefined : this.#pending.get(forId);
+      if (pending?.asking) {
+        pending.asking--;
+        this.#arm(forId!, pending);
+      }
     }
     this.#sending++;
     try {
@@ -179,11 +193,13 @@ export class Bridge {
     if (isResponse(message)) {
       related = message.id;
       const pending = related === undefined ? undefined : this.#pending.get(related);
-      if (pending) {
-        this.#forget(related!);
-        this.#options.onActivity?.();
-        if (pending.method === "tools/list") message = this.#filterTools(message);
+      if (!pending) {
+        // Too late (timed out, cancelled) or never asked: the client has its answer already.
+        return log.debug(`dropped a response to ${String(related)}, which nothing awaits`);
       }
+      this.#forget(related!);
+      this.#options.onActivity?.();
+      if (pending.method === "tools/list") message = this.#filterTools(message);
     } else if (message.method === "notifications/progress") {
       const token = (message.params as { progressToken?: string | number } | undefined)
         ?.progressToken;
@@ -194,6 +210,13 @@ export class Bridge {
       }
     } else {
       related = this.#newestPending();
+      const pending = related === undefined ? undefined : this.#pending.get(related);
+      if (isRequest(message) && pending) {
+        // The server asks the client something for this request; a person may take a while.
+        this.#asks.set(message.id, related!);
+        pending.asking = (pending.asking ?? 0) + 1;
+        clearTimeout(pending.timer);
+      }
     }
     const options: TransportSendOptions = related === undefined
       ? {}
@@ -230,11 +253,14 @@ export class Bridge {
     const ms = this.#options.requestTimeoutMs;
     if (!ms || !pending) return;
     clearTimeout(pending.timer);
+    if (pending.asking) return;
     pending.timer = setTimeout(() => {
       if (this.#pending.get(id) !== pending) return;
       const seconds = Math.round(ms / 100) / 10;
       log.warn(`no answer to "${pending.method}" within ${seconds}s (--timeout); gave up on it`);
       this.#answer(id, `no answer from the MCP server within ${seconds}s (--timeout)`);
+      // initialize must never be cancelled (the spec forbids it); anything else is.
+      if (pending.method === "initialize") return;
       this.upstream.send({
         jsonrpc: "2.0",
         method: "notifications/cancelled",

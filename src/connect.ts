@@ -11,6 +11,7 @@ import { addSecret, log } from "./log.ts";
 import type { UpstreamTransport } from "./upstream/child.ts";
 import { disableEnvironmentProxies, upstreamFetch } from "./upstream/http_fetch.ts";
 import { RemoteTransport } from "./upstream/remote.ts";
+import { shownUrl } from "./upstream/remote_probe.ts";
 
 /** A factory of connections to the remote server; each call is a new remote session. */
 export function remoteUpstream(spec: RemoteSpec): () => UpstreamTransport {
@@ -54,7 +55,7 @@ export async function runConnect(options: ConnectOptions): Promise<number> {
       return bridge.close("stdin closed");
     });
   };
-  log.debug(`forwarding stdio to ${options.remote.url.href}`);
+  log.debug(`forwarding stdio to ${shownUrl(options.remote.url)}`);
   await bridge.start();
   await done;
   for (const signal of signals) Deno.removeSignalListener(signal, onSignal);

@@ -40,8 +40,11 @@ export function parseHeaders(specs: readonly string[], env: HeaderRead): Array<[
     const colon = spec.indexOf(":");
     const name = colon === -1 ? "" : spec.slice(0, colon).trim();
     if (!TOKEN.test(name)) {
+      // Show the name part only: what follows may be a secret.
+      const shown = (colon === -1 ? spec.split(/\s/)[0]! : name).slice(0, 40);
       throw new UsageError(
-        `--header must be "Name: value" (got "${shorten(spec)}")`,
+        `--header must be "Name: value" with a name of letters, digits and -_.; got "${shown}" ` +
+          "(value not shown)",
       );
     }
     if (RESERVED_HEADERS.has(name.toLowerCase())) {
@@ -63,9 +66,4 @@ export function parseHeaders(specs: readonly string[], env: HeaderRead): Array<[
     }
     return [name, value] as [string, string];
   });
-}
-
-/** The part of a spec shown in an error: the name and no more than a hint of the value. */
-function shorten(spec: string): string {
-  return spec.length > 40 ? `${spec.slice(0, 40)}...` : spec;
 }

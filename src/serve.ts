@@ -12,6 +12,7 @@ import { addSecret, log } from "./log.ts";
 import { granted, requirePermission } from "./permissions.ts";
 import { ChildTransport, killAllChildren, type UpstreamTransport } from "./upstream/child.ts";
 import { demoUpstream } from "./upstream/demo.ts";
+import { shownUrl } from "./upstream/remote_probe.ts";
 import { VERSION } from "./version.ts";
 
 export interface ServeHandle {
@@ -66,7 +67,7 @@ export function startServe(options: ServeOptions): ServeHandle {
     stateless: options.stateless,
   });
   const what = remote
-    ? remote.url.href
+    ? shownUrl(remote.url)
     : command
     ? `"${[command.command, ...command.args].join(" ")}"`
     : "the built-in demo server";

@@ -304,7 +304,7 @@ Deno.test("cli: remote usage errors name the culprit", async (t) => {
     ],
     [
       ["connect", "https://x.example/", "--header", "NoColonHere"],
-      /--header must be "Name: value" \(got "NoColonHere"\)/,
+      /--header must be "Name: value" with a name of letters, digits and -_\.; got "NoColonHere" \(value not shown\)/,
     ],
     [
       ["connect", "https://x.example/", "--header", "Bad Name: v"],
@@ -351,6 +351,20 @@ Deno.test("cli: remote usage errors name the culprit", async (t) => {
   }
 });
 
+Deno.test("cli: a malformed --header never shows its value", () => {
+  for (const spec of ["X API Key: sk-live-supersecret", "X-Api-Key sk-live-supersecret"]) {
+    assert.throws(
+      () => parseCli(["connect", "https://x.example/", "--header", spec], noEnv),
+      (e) => {
+        assert.ok(e instanceof UsageError);
+        assert.doesNotMatch(e.message, /supersecret/);
+        assert.match(e.message, /value not shown/);
+        return true;
+      },
+    );
+  }
+});
+
 Deno.test("cli: a reserved header or a missing variable exits 2 before connecting", async () => {
   for (
     const [args, message] of [
@@ -372,4 +386,21 @@ Deno.test("cli: a reserved header or a missing variable exits 2 before connectin
     narrowed.stderr,
     /missing permission: --header uses \$\{TOKEN\}; run again with --allow-env=TOKEN/,
   );
+});
+
+Deno.test("cli: connect under a narrowed --allow-env warns that proxy variables stay active", async () => {
+  const result = await runCli(["connect", "https://mcp.example.com/mcp"], {
+    flags: ["--no-prompt", "--allow-net=mcp.example.com", "--allow-env=TOKEN"],
+    stdin: "",
+  });
+  assert.equal(result.code, 0);
+  assert.match(
+    result.stderr,
+    /warn: cannot clear HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, http_proxy, https_proxy, all_proxy without --allow-env for them.*pass --enable-proxy to use it on purpose/,
+  );
+  const enabled = await runCli(["connect", "https://mcp.example.com/mcp", "--enable-proxy"], {
+    flags: ["--no-prompt", "--allow-net=mcp.example.com", "--allow-env=TOKEN"],
+    stdin: "",
+  });
+  assert.doesNotMatch(enabled.stderr, /cannot clear/);
 });

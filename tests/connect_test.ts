@@ -11,7 +11,12 @@ import {
   checkRoundTrips,
   ROUND_TRIP_CAPABILITIES,
 } from "./support/features.ts";
-import { ListRootsRequestSchema, ResourceUpdatedNotificationSchema } from "./support/sdk.ts";
+import {
+  ElicitRequestSchema,
+  ListRootsRequestSchema,
+  LoggingMessageNotificationSchema,
+  ResourceUpdatedNotificationSchema,
+} from "./support/sdk.ts";
 import { type NativeKind, startNative } from "./support/native.ts";
 import { waitFor } from "./support/wait.ts";
 
@@ -533,3 +538,152 @@ Deno.test("connect: DNS and TLS failures are clear; a private CA works with DENO
     "This is a simple text response for testing.",
   );
 });
+
+Deno.test("connect: a dropped legacy SSE connection gets its new session initialized", async () => {
+  await using server = await startNative("sse-405");
+  await using client = await connectStdio([server.url, "--transport", "sse-only"]);
+  let arrived!: () => void;
+  const started = new Promise<void>((resolve) => (arrived = resolve));
+  const inFlight = client.callTool({ name: "wait", arguments: { ms: 30_000 } }, undefined, {
+    onprogress: () => arrived(),
+  });
+  await started;
+  await server.drop();
+  const lost = await inFlight.then(() => assert.fail("lost with the session"), (e: Error) => e);
+  assert.match(lost.message, /the server dropped the connection while this request was in flight/);
+  await waitFor(async () => (await server.stats()).initialized === 2);
+  const result = await client.callTool({ name: "test_simple_text", arguments: {} });
+  assert.equal(textOf(result), "This is a simple text response for testing.");
+  assert.ok(
+    client.stderr.some((line) => /dropped the SSE connection; initializing the new/.test(line)),
+  );
+});
+
+Deno.test("connect: a 404 on the GET stream renews the session, subscriptions and log level", async () => {
+  await using server = await startNative("http");
+  await using client = await connectStdio([server.url]);
+  const updates: string[] = [];
+  client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+    updates.push(n.params.uri);
+  });
+  await client.subscribeResource({ uri: "test://watched-resource" });
+  await client.setLoggingLevel("error");
+  await waitFor(async () => (await server.stats()).gets >= 1);
+  await server.forget();
+  // No request from the client: the GET stream's 404 alone starts the new session.
+  await waitFor(async () => (await server.stats()).initialized === 2);
+  await client.callTool({ name: "test_resource_update", arguments: {} });
+  await waitFor(() => Promise.resolve(updates.length === 1));
+  const logs: unknown[] = [];
+  client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+    logs.push(n.params.data);
+  });
+  await client.callTool({ name: "test_tool_with_logging", arguments: {} });
+  assert.deepEqual(logs, [], "the restored level (error) still filters info messages");
+});
+
+Deno.test("connect: a renewal that fails is tried again on the next request", async () => {
+  const native = await startNative("http");
+  const port = new URL(native.url).port;
+  await using client = await connectStdio([native.url, "--timeout", "5s"]);
+  await native.kill();
+  const down = await client.callTool({ name: "test_simple_text", arguments: {} }).then(
+    () => assert.fail("the server is down"),
+    (e: Error) => e,
+  );
+  assert.match(down.message, /cannot reach|no session|renew|connection/i);
+  // The server comes back on the same port, knowing nothing of the old session.
+  await using again = await startNativeOn(port);
+  const result = await client.callTool({ name: "test_simple_text", arguments: {} });
+  assert.equal(textOf(result), "This is a simple text response for testing.");
+  assert.equal((await again.stats()).initialized, 1);
+});
+
+Deno.test("connect: a response that comes after --timeout gave up is dropped", async () => {
+  await using server = await startNative("http");
+  const proxy = spawnConnect([server.url, "--timeout", "400ms"]);
+  const writer = proxy.stdin.getWriter();
+  const lines = linesOf(proxy.stdout);
+  await writer.write(frame(INITIALIZE));
+  assert.equal(JSON.parse(await lines.next()).id, 1);
+  await writer.write(frame({ jsonrpc: "2.0", method: "notifications/initialized" }));
+  const call = (id: number, ms: number) => ({
+    jsonrpc: "2.0",
+    id,
+    method: "tools/call",
+    params: { name: "wait", arguments: { ms } },
+  });
+  await writer.write(frame(call(2, 1200)));
+  const timedOut = JSON.parse(await lines.next());
+  assert.equal(timedOut.id, 2);
+  assert.match(timedOut.error.message, /within 0.4s/);
+  // Id 3 runs past the moment id 2's late result arrives (progress keeps it alive): everything
+  // up to id 3's answer must be progress for id 3, nothing for id 2.
+  await writer.write(
+    frame({
+      ...call(3, 1500),
+      params: { ...call(3, 1500).params, _meta: { progressToken: "t3" } },
+    }),
+  );
+  const seen: Array<{ id?: unknown; method?: string }> = [];
+  for (;;) {
+    const message = JSON.parse(await lines.next());
+    seen.push(message);
+    if (message.id === 3) break;
+  }
+  assert.ok(
+    seen.every((m) => m.id === 3 || m.method === "notifications/progress"),
+    JSON.stringify(seen),
+  );
+  assert.ok(seen.length > 3, "progress came while id 2's late answer was dropped");
+  await writer.close();
+  assert.equal((await proxy.status).code, 0);
+});
+
+Deno.test("connect: --timeout waits while the client answers an elicitation", async () => {
+  await using server = await startNative("http");
+  await using client = await connectStdio([server.url, "--timeout", "500ms"], {
+    capabilities: ROUND_TRIP_CAPABILITIES,
+  });
+  client.setRequestHandler(ElicitRequestSchema, async () => {
+    await new Promise((resolve) => setTimeout(resolve, 1200)); // a person thinking
+    return { action: "accept", content: { username: "ada", email: "ada@example.com" } };
+  });
+  const result = await client.callTool({
+    name: "test_elicitation",
+    arguments: { message: "Who?" },
+  });
+  assert.match(textOf(result), /action=accept/);
+});
+
+Deno.test("connect: tool globs may contain '-' and other punctuation", async () => {
+  await using server = await startNative("http");
+  await using client = await connectStdio([
+    server.url,
+    "--allow-tool",
+    "test-*",
+    "--allow-tool",
+    "wait",
+  ]);
+  const names = (await client.listTools()).tools.map((tool) => tool.name);
+  assert.deepEqual(names, ["wait"]);
+});
+
+/** The native HTTP fixture on a given port (to play a server that restarted). */
+async function startNativeOn(port: string) {
+  const process = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", "--allow-net=127.0.0.1", fixturePath("everything_http.ts"), port],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const lines = linesOf(process.stdout);
+  assert.match(await lines.next(), /^listening /);
+  return {
+    stats: async () => await (await fetch(`http://127.0.0.1:${port}/admin/stats`)).json(),
+    [Symbol.asyncDispose]: async () => {
+      process.kill("SIGKILL");
+      await process.status;
+    },
+  };
+}

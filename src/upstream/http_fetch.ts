@@ -41,9 +41,14 @@ export function upstreamFetch(headers: ReadonlyArray<readonly [string, string]>)
  * environment, so upstream requests go direct. Needs --allow-env for those names to do so.
  */
 export function disableEnvironmentProxies(): void {
-  for (const name of PROXY_ENV_VARS) {
-    if (granted({ name: "env", variable: name })) Deno.env.delete(name);
-    else log.debug(`cannot clear ${name} without --allow-env=${name}; Deno may use it as a proxy`);
+  const blocked = PROXY_ENV_VARS.filter((name) => !granted({ name: "env", variable: name }));
+  for (const name of PROXY_ENV_VARS) if (!blocked.includes(name)) Deno.env.delete(name);
+  if (blocked.length > 0) {
+    log.warn(
+      `cannot clear ${blocked.join(", ")} without --allow-env for them: if set, Deno sends ` +
+        `upstream requests through that proxy; grant --allow-env=${blocked.join(",")}, or ` +
+        "pass --enable-proxy to use it on purpose",
+    );
   }
 }
 

@@ -1,29 +1,41 @@
 // A remote MCP server over Streamable HTTP or legacy SSE: the SDK's client transports, fed our
-// fetch, behind the fallback strategy; a session the server forgot is re-initialized with the
-// client's own initialize and the request retried; close() ends the session with DELETE.
+// fetch, behind the fallback strategy. A session the server forgot (404 on any request, the GET
+// stream included) or replaced (a new SSE `endpoint`) is initialized again with the client's own
+// initialize, its log level and subscriptions restored, and the request retried. close() sends
+// DELETE.
 
 import { formatError, ProxyError } from "../errors.ts";
 import {
+  errorResponse,
   isRequest,
   isResponse,
   type JSONRPCMessage,
   type JSONRPCRequest,
   type RequestId,
+  UPSTREAM_ERROR,
 } from "../jsonrpc.ts";
 import { log } from "../log.ts";
 import {
   type FetchLike,
   SSEClientTransport,
-  SseError,
   StreamableHTTPClientTransport,
   StreamableHTTPError,
 } from "../sdk.ts";
 import type { UpstreamTransport } from "./child.ts";
+import {
+  fallsBack,
+  type Kind,
+  NAME,
+  observe,
+  type Observed,
+  reason,
+  shownUrl,
+  withTimeout,
+} from "./remote_probe.ts";
 
 export type Strategy = "http-first" | "sse-first" | "http-only" | "sse-only";
 export const STRATEGIES: readonly Strategy[] = ["http-first", "sse-first", "http-only", "sse-only"];
 
-type Kind = "http" | "sse";
 type Client = StreamableHTTPClientTransport | SSEClientTransport;
 
 const ORDER: Record<Strategy, readonly Kind[]> = {
@@ -32,31 +44,14 @@ const ORDER: Record<Strategy, readonly Kind[]> = {
   "http-only": ["http"],
   "sse-only": ["sse"],
 };
-const NAME: Record<Kind, string> = { http: "Streamable HTTP", sse: "SSE" };
-
-/** The server-to-client stream keeps trying, with backoff (or the server's `retry`). */
-const RECONNECTION = {
-  initialReconnectionDelay: 1000,
-  maxReconnectionDelay: 30_000,
-  reconnectionDelayGrowFactor: 1.5,
-  maxRetries: 100,
-};
 
 export interface RemoteOptions {
   url: URL;
   strategy: Strategy;
   /** Carries our headers (and, with OAuth, tokens); failures to reach the host are ProxyErrors. */
   fetch: FetchLike;
-  /** How long the SSE GET may take to deliver its `endpoint` event. */
+  /** How long connecting may take: the SSE `endpoint` event, the answer to the first POST. */
   connectTimeoutMs: number;
-}
-
-/** What the last HTTP answer looked like while a transport was being tried. */
-interface Observed {
-  status: number;
-  statusText: string;
-  contentType: string;
-  jsonRpcError: boolean;
 }
 
 export class RemoteTransport implements UpstreamTransport {
@@ -65,26 +60,31 @@ export class RemoteTransport implements UpstreamTransport {
   onmessage?: (message: JSONRPCMessage) => void;
   closeReason?: string;
   #options: RemoteOptions;
+  #kind?: Kind;
   #client?: Client;
   #probing?: Client;
+  /** Connecting or renewing the session; sends wait for it. */
   #ready?: Promise<void>;
   #initialize?: JSONRPCRequest;
+  /** What a new session must be told again: the log level and resource subscriptions. */
+  #logLevel?: JSONRPCRequest["params"];
+  #subscriptions = new Set<string>();
+  /** Answers to our own requests (initialize, restores) are kept from the client. */
   #internal = new Map<RequestId, (message: JSONRPCMessage) => void>();
+  /** The client's requests sent and not yet answered, by the transport that carried them. */
+  #inflight = new Map<RequestId, Client>();
+  /** The server's requests to the client, by the transport (so session) they came on. */
+  #serverRequests = new Map<RequestId, Client>();
+  /** Per transport: its reconnection settings, set to stop when it is discarded. */
+  #reconnection = new WeakMap<Client, { maxRetries: number }>();
   #observed?: Observed;
-  #handshakes = 0;
+  /** True while #connect tries transports (answers are observed for the fallback decision). */
+  #connecting = false;
+  #internalIds = 0;
   #closed = false;
 
   constructor(options: RemoteOptions) {
     this.#options = options;
-  }
-
-  /** Which transport is in use once connected: "Streamable HTTP" or "SSE". */
-  get transportName(): string | undefined {
-    return this.#client instanceof SSEClientTransport
-      ? NAME.sse
-      : this.#client
-      ? NAME.http
-      : undefined;
   }
 
   /** Connects lazily: the first message picks the transport (it is normally initialize). */
@@ -94,26 +94,25 @@ export class RemoteTransport implements UpstreamTransport {
 
   async send(message: JSONRPCMessage): Promise<void> {
     if (this.#closed) throw new ProxyError("upstream", "the connection to the server is closed");
-    if (isRequest(message) && message.method === "initialize") this.#initialize = message;
+    this.#remember(message);
+    if (isResponse(message) && message.id !== undefined) {
+      const carrier = this.#serverRequests.get(message.id);
+      this.#serverRequests.delete(message.id);
+      if (carrier && carrier !== this.#client) {
+        // Asked on a session that has since been replaced: the new one never asked it.
+        return log.debug(`dropped an answer to ${String(message.id)} from an ended session`);
+      }
+    }
     if (!this.#client && !this.#ready) {
-      this.#ready = this.#connect(message);
-      this.#ready.catch(() => (this.#ready = undefined));
-      return await this.#ready;
+      if (this.#kind === undefined || !this.#initialize) {
+        this.#ready = this.#connect(message);
+        this.#ready.catch(() => (this.#ready = undefined));
+        return await this.#ready;
+      }
+      void this.#renew(undefined, "the last attempt to start a session failed; trying again");
     }
     await this.#ready;
-    const client = this.#client!;
-    try {
-      await client.send(message);
-    } catch (error) {
-      // Sent on a session that was replaced meanwhile (its transport was discarded): resend.
-      const replaced = this.#client !== client && !this.#closed;
-      if (!replaced && !this.#sessionExpired(client, error)) throw this.#failure(error);
-      if (!replaced) await this.#recover(client);
-      await this.#ready;
-      // The new session was initialized by the proxy itself; the client's own initialized is moot.
-      if ("method" in message && message.method === "notifications/initialized") return;
-      await this.#client!.send(message);
-    }
+    await this.#sendOn(message);
   }
 
   /** Ends the session (DELETE, bounded by a short wait) and the connection. */
@@ -131,31 +130,73 @@ export class RemoteTransport implements UpstreamTransport {
     this.onclose?.();
   }
 
+  /** Sends on the current session; on a 404 (session forgotten) renews it and sends again. */
+  async #sendOn(message: JSONRPCMessage): Promise<void> {
+    const client = this.#current();
+    if (isRequest(message)) this.#inflight.set(message.id, client);
+    try {
+      await client.send(message);
+    } catch (error) {
+      // Sent on a session replaced meanwhile (its transport discarded), or on one the server forgot.
+      const replaced = this.#client !== client && !this.#closed;
+      if (!replaced && !this.#expired(client, error)) {
+        if (isRequest(message)) this.#inflight.delete(message.id);
+        throw this.#failure(error);
+      }
+      if (!replaced) void this.#renew(client, "the server no longer knows the session");
+      await this.#ready;
+      // The new session was initialized by the proxy itself; the client's own initialized is moot.
+      if ("method" in message && message.method === "notifications/initialized") return;
+      const next = this.#current();
+      if (isRequest(message)) this.#inflight.set(message.id, next);
+      await next.send(message);
+    }
+  }
+
+  #current(): Client {
+    if (this.#client) return this.#client;
+    throw new ProxyError("upstream", "no session with the server; the next request tries again");
+  }
+
   /** Tries each transport of the strategy in turn with `first`, falling back where allowed. */
   async #connect(first: JSONRPCMessage): Promise<void> {
-    const { url, strategy } = this.#options;
-    const order = ORDER[strategy];
+    const order = ORDER[this.#options.strategy];
     const failures: string[] = [];
+    this.#connecting = true;
+    try {
+      await this.#tryEach(first, order, failures);
+    } finally {
+      this.#connecting = false;
+    }
+  }
+
+  async #tryEach(first: JSONRPCMessage, order: readonly Kind[], failures: string[]): Promise<void> {
+    const { url, strategy, connectTimeoutMs } = this.#options;
     for (const [index, kind] of order.entries()) {
       const client = this.#create(kind);
       this.#probing = client;
       this.#observed = undefined;
       try {
-        await this.#open(kind, client);
-        await client.send(first);
+        await this.#open(client);
+        if (isRequest(first)) this.#inflight.set(first.id, client);
+        const seconds = connectTimeoutMs / 1000;
+        await withTimeout(client.send(first), connectTimeoutMs, `no answer within ${seconds}s`);
+        if (this.#closed) throw new ProxyError("upstream", "closed while connecting");
         this.#client = client;
+        this.#kind = kind;
         this.#probing = undefined;
         const via = failures.length > 0 ? `, after ${failures.join("; ")}` : "";
-        log.info(`connected to ${url.href} over ${NAME[kind]}${via}`);
+        log.info(`connected to ${shownUrl(url)} over ${NAME[kind]}${via}`);
         return;
       } catch (error) {
         this.#probing = undefined;
+        if (isRequest(first)) this.#inflight.delete(first.id);
         await this.#discard(client);
-        const reason = this.#reason(kind, error);
-        failures.push(`${NAME[kind]} failed: ${reason}`);
+        const why = reason(kind, error, this.#observed);
+        failures.push(`${NAME[kind]} failed: ${why}`);
         const next = order[index + 1];
-        if (next && this.#fallsBack(kind, error)) {
-          log.info(`${NAME[kind]} failed (${reason}); trying ${NAME[next]}`);
+        if (next && !this.#closed && fallsBack(kind, error, this.#observed)) {
+          log.info(`${NAME[kind]} failed (${why}); trying ${NAME[next]}`);
           continue;
         }
         const only = order.length === 1
@@ -163,7 +204,7 @@ export class RemoteTransport implements UpstreamTransport {
           : "";
         const failure = new ProxyError(
           "upstream",
-          `cannot connect to ${url.href}: ${failures.join("; ")}${only}`,
+          `cannot connect to ${shownUrl(url)}: ${failures.join("; ")}${only}`,
           { cause: error },
         );
         log.error(failure.message);
@@ -175,24 +216,36 @@ export class RemoteTransport implements UpstreamTransport {
   #create(kind: Kind): Client {
     const { url } = this.#options;
     const fetch = this.#fetch;
+    const reconnection = {
+      initialReconnectionDelay: 1000,
+      maxReconnectionDelay: 30_000,
+      reconnectionDelayGrowFactor: 1.5,
+      maxRetries: 100,
+    };
     const client = kind === "http"
-      ? new StreamableHTTPClientTransport(url, { fetch, reconnectionOptions: RECONNECTION })
+      ? new StreamableHTTPClientTransport(url, { fetch, reconnectionOptions: reconnection })
       : new SSEClientTransport(url, { fetch });
+    this.#reconnection.set(client, reconnection);
     client.onmessage = (message) => this.#fromRemote(client, message);
     client.onerror = (error) => {
-      if (client === this.#client) log.debug(`${NAME[kind]}: ${formatError(error)}`);
+      if (client !== this.#client) return;
+      log.debug(`${NAME[kind]}: ${formatError(error)}`);
+      // A 404 on the GET stream means the same as on a POST: the session is gone.
+      if (this.#expired(client, error)) {
+        void this.#renew(client, "the server no longer knows the session");
+      }
     };
     return client;
   }
 
-  async #open(kind: Kind, client: Client): Promise<void> {
-    if (kind === "http") return await client.start();
-    const seconds = this.#options.connectTimeoutMs / 1000;
-    await withTimeout(
-      client.start(),
-      this.#options.connectTimeoutMs,
-      `no "endpoint" event within ${seconds}s`,
-    );
+  /** Starts a transport; for SSE, waits for the `endpoint` event and watches for new ones. */
+  async #open(client: Client): Promise<void> {
+    if (!(client instanceof SSEClientTransport)) return await client.start();
+    const ms = this.#options.connectTimeoutMs;
+    await withTimeout(client.start(), ms, `no "endpoint" event within ${ms / 1000}s`);
+    // EventSource reconnects on its own; each later `endpoint` event is a new, blank session.
+    const source = (client as unknown as { _eventSource?: EventTarget })._eventSource;
+    source?.addEventListener("endpoint", () => void this.#sessionReplaced(client));
   }
 
   /** Closes a transport we no longer use, without letting its close reach the bridge. */
@@ -201,6 +254,8 @@ export class RemoteTransport implements UpstreamTransport {
     client.onmessage = undefined;
     client.onerror = undefined;
     client.onclose = undefined;
+    const reconnection = this.#reconnection.get(client);
+    if (reconnection) reconnection.maxRetries = 0;
     await client.close().catch(() => {});
   }
 
@@ -212,52 +267,102 @@ export class RemoteTransport implements UpstreamTransport {
         this.#internal.delete(message.id);
         return internal(message);
       }
+      this.#inflight.delete(message.id);
       if (message.id === this.#initialize?.id && "result" in message) {
         const version = (message.result as { protocolVersion?: unknown }).protocolVersion;
         if (typeof version === "string") client.setProtocolVersion?.(version);
       }
+    } else if (isRequest(message)) {
+      this.#serverRequests.set(message.id, client);
     }
     this.onmessage?.(message);
   }
 
+  /** What a new session needs repeated: initialize, the log level, subscriptions. */
+  #remember(message: JSONRPCMessage): void {
+    if (!isRequest(message)) return;
+    const uri = (message.params as { uri?: unknown } | undefined)?.uri;
+    if (message.method === "initialize") this.#initialize = message;
+    else if (message.method === "logging/setLevel") this.#logLevel = message.params;
+    else if (message.method === "resources/subscribe" && typeof uri === "string") {
+      this.#subscriptions.add(uri);
+    } else if (message.method === "resources/unsubscribe" && typeof uri === "string") {
+      this.#subscriptions.delete(uri);
+    }
+  }
+
   /** A 404 on a request that carried a session id: the server forgot the session. */
-  #sessionExpired(client: Client, error: unknown): boolean {
+  #expired(client: Client, error: unknown): boolean {
     return client instanceof StreamableHTTPClientTransport &&
       error instanceof StreamableHTTPError && error.code === 404 &&
       client.sessionId !== undefined && this.#initialize !== undefined;
   }
 
-  /** Starts a new session with the client's initialize; concurrent failures share one recovery. */
-  #recover(failed: Client): Promise<void> {
-    if (this.#client !== failed) return this.#ready ?? Promise.resolve();
-    log.info("the server no longer knows the session; starting a new one and retrying");
+  /**
+   * Starts a new session on a fresh transport of the same kind; concurrent failures share one
+   * renewal. `failed` undefined: there is no session (a renewal failed before); try again.
+   */
+  #renew(failed: Client | undefined, why: string): Promise<void> {
+    const busy = failed ? this.#client !== failed : this.#ready !== undefined;
+    if (busy || !this.#initialize || !this.#kind) return this.#ready ?? Promise.resolve();
+    log.info(`${why}; starting a new one`);
+    const kind = this.#kind;
     this.#client = undefined;
-    this.#ready = (async () => {
+    return this.#ready = this.#settle((async () => {
       await this.#discard(failed);
-      const client = this.#create("http");
+      const client = this.#create(kind);
       this.#probing = client;
       try {
-        await client.start();
+        await this.#open(client);
         await this.#handshake(client);
         this.#client = client;
       } finally {
         this.#probing = undefined;
       }
-    })();
-    this.#ready.catch((error) => {
+    })());
+  }
+
+  /**
+   * The legacy SSE connection dropped and EventSource came back with a new endpoint: a new,
+   * uninitialized session. Requests in flight on the old one are lost: they are answered with an
+   * error now rather than at --timeout. Sends wait while the new session is initialized.
+   */
+  #sessionReplaced(client: SSEClientTransport): Promise<void> {
+    if (client !== this.#client || this.#closed) return Promise.resolve();
+    log.info("the server dropped the SSE connection; initializing the new session");
+    for (const [id, carrier] of this.#inflight) {
+      if (carrier !== client || this.#internal.has(id)) continue;
+      this.#inflight.delete(id);
+      const lost = "the server dropped the connection while this request was in flight";
+      this.onmessage?.(errorResponse(id, UPSTREAM_ERROR, lost));
+    }
+    this.#client = undefined;
+    this.#probing = client;
+    return this.#ready = this.#settle((async () => {
+      try {
+        await this.#handshake(client);
+        this.#client = client;
+      } finally {
+        this.#probing = undefined;
+      }
+    })());
+  }
+
+  /** A renewal's outcome: on failure the next send tries again; the failure is logged once. */
+  #settle(renewal: Promise<void>): Promise<void> {
+    renewal.catch((error) => {
       this.#ready = undefined;
       log.error(`could not start a new session: ${formatError(error)}`);
     });
-    return this.#ready;
+    return renewal;
   }
 
-  /** initialize (the client's params, our own id) + initialized, on a fresh transport. */
+  /**
+   * initialize (the client's params, our own id) + initialized on a fresh session, then the log
+   * level and subscriptions the client had set on the old one.
+   */
   async #handshake(client: Client): Promise<void> {
-    const id = `mcp-proxy-initialize-${++this.#handshakes}`;
-    const answer = new Promise<JSONRPCMessage>((resolve) => this.#internal.set(id, resolve));
-    await client.send({ ...this.#initialize!, id });
-    const response = await withTimeout(answer, 30_000, "no answer to initialize within 30s")
-      .finally(() => this.#internal.delete(id));
+    const response = await this.#ask(client, "initialize", this.#initialize!.params);
     if (!("result" in response)) {
       throw new ProxyError(
         "upstream",
@@ -267,39 +372,30 @@ export class RemoteTransport implements UpstreamTransport {
     const version = (response.result as { protocolVersion?: unknown }).protocolVersion;
     if (typeof version === "string") client.setProtocolVersion?.(version);
     await client.send({ jsonrpc: "2.0", method: "notifications/initialized" });
+    if (this.#logLevel) await this.#ask(client, "logging/setLevel", this.#logLevel);
+    for (const uri of this.#subscriptions) {
+      await this.#ask(client, "resources/subscribe", { uri });
+    }
   }
 
-  /** Whether a failure of `kind` on the first message means "try the other transport". */
-  #fallsBack(kind: Kind, error: unknown): boolean {
-    if (kind === "http") {
-      if (!(error instanceof StreamableHTTPError)) return false;
-      return error.code === 404 || error.code === 405 ||
-        (error.code === 400 && this.#observed?.jsonRpcError === false);
+  /** Sends a request of our own and waits (30 s at most) for its answer. */
+  async #ask(
+    client: Client,
+    method: string,
+    params: JSONRPCRequest["params"],
+  ): Promise<JSONRPCMessage> {
+    const id = `mcp-proxy-${++this.#internalIds}`;
+    const answer = new Promise<JSONRPCMessage>((resolve) => this.#internal.set(id, resolve));
+    try {
+      await client.send({ jsonrpc: "2.0", id, method, params });
+      return await withTimeout(answer, 30_000, `no answer to ${method} within 30s`);
+    } finally {
+      this.#internal.delete(id);
     }
-    if (error instanceof ProxyError) return error.code === "timeout";
-    if (!(error instanceof SseError)) return false;
-    const status = this.#observed?.status ?? error.code ?? 0;
-    const type = this.#observed?.contentType ?? "";
-    return (status >= 400 && status < 500) || !/^text\/event-stream/i.test(type);
-  }
-
-  /** Why a transport failed, in a few words. */
-  #reason(kind: Kind, error: unknown): string {
-    if (error instanceof ProxyError) return error.message;
-    const seen = this.#observed;
-    if (
-      seen &&
-      (seen.status >= 400 || (kind === "sse" && !/^text\/event-stream/i.test(seen.contentType)))
-    ) {
-      const what = kind === "http" ? "POST" : "GET";
-      const type = seen.status < 400 ? ` with content type "${seen.contentType || "none"}"` : "";
-      return `the ${what} was answered ${seen.status} ${seen.statusText}${type}`.trim();
-    }
-    return formatError(error);
   }
 
   #failure(error: unknown): unknown {
-    return error instanceof StreamableHTTPError || error instanceof SseError
+    return error instanceof StreamableHTTPError
       ? new ProxyError("upstream", `the server answered: ${formatError(error)}`, { cause: error })
       : error;
   }
@@ -307,32 +403,7 @@ export class RemoteTransport implements UpstreamTransport {
   /** Our fetch, watching answers while a transport is being tried (for the fallback decision). */
   #fetch: FetchLike = async (url, init) => {
     const response = await this.#options.fetch(url, init);
-    if (this.#probing) {
-      const observed: Observed = {
-        status: response.status,
-        statusText: response.statusText,
-        contentType: response.headers.get("content-type") ?? "",
-        jsonRpcError: false,
-      };
-      if (response.status === 400) {
-        try {
-          const body = await response.clone().json();
-          observed.jsonRpcError = typeof body?.error?.code === "number";
-        } catch {
-          observed.jsonRpcError = false;
-        }
-      }
-      this.#observed = observed;
-    }
+    if (this.#probing && this.#connecting) this.#observed = await observe(response);
     return response;
   };
-}
-
-/** Rejects with a ProxyError("timeout") when `promise` takes longer than `ms`. */
-export function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ProxyError("timeout", message)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -21,6 +21,8 @@ export interface NativeServer extends AsyncDisposable {
   }>;
   /** POST /admin/forget: the server forgets every session (http kind). */
   forget(): Promise<void>;
+  /** POST /admin/drop: the server ends every SSE connection (SSE kinds). */
+  drop(): Promise<void>;
   kill(): Promise<void>;
 }
 
@@ -69,6 +71,9 @@ export async function startNative(kind: NativeKind = "http"): Promise<NativeServ
     stats: async () => await (await fetch(admin("/admin/stats"))).json(),
     forget: async () => {
       await (await fetch(admin("/admin/forget"), { method: "POST" })).body?.cancel();
+    },
+    drop: async () => {
+      await (await fetch(admin("/admin/drop"), { method: "POST" })).body?.cancel();
     },
     kill,
     [Symbol.asyncDispose]: kill,

@@ -278,9 +278,15 @@ export class RemoteTransport implements UpstreamTransport {
     this.onmessage?.(message);
   }
 
-  /** What a new session needs repeated: initialize, the log level, subscriptions. */
+  /** What a new session needs repeated (initialize, the log level, subscriptions); what ended. */
   #remember(message: JSONRPCMessage): void {
-    if (!isRequest(message)) return;
+    if (!isRequest(message)) {
+      if ("method" in message && message.method === "notifications/cancelled") {
+        const id = (message.params as { requestId?: RequestId } | undefined)?.requestId;
+        if (id !== undefined) this.#inflight.delete(id);
+      }
+      return;
+    }
     const uri = (message.params as { uri?: unknown } | undefined)?.uri;
     if (message.method === "initialize") this.#initialize = message;
     else if (message.method === "logging/setLevel") this.#logLevel = message.params;

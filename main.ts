@@ -24,7 +24,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
       case "serve": {
         setLogLevel(command.logLevel);
         scrubSecrets();
-        const handle = startServe(command);
+        const handle = await startServe(command);
         await handle.done;
         return 0;
       }

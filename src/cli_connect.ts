@@ -5,14 +5,17 @@ import {
   type CommonOptions,
   type EnvAccess,
   type FlagSpec,
+  host,
   LOG_FLAGS,
   logLevel,
   parseFlags,
   splitAtCommand,
+  str,
   usageFor,
 } from "./cli_parse.ts";
 import {
   FILTER_FLAGS,
+  OAUTH_FLAGS,
   parseRemote,
   parseToolFilter,
   REMOTE_FLAGS,
@@ -27,7 +30,18 @@ export interface ConnectOptions extends CommonOptions {
   tools: FilterRules;
 }
 
-export const CONNECT_FLAGS: FlagSpec[] = [...REMOTE_FLAGS, ...FILTER_FLAGS, ...LOG_FLAGS];
+export const CONNECT_FLAGS: FlagSpec[] = [
+  ...REMOTE_FLAGS,
+  ...OAUTH_FLAGS,
+  {
+    name: "host",
+    type: "string",
+    arg: "<addr>",
+    help: "address the OAuth callback listens on (default 127.0.0.1)",
+  },
+  ...FILTER_FLAGS,
+  ...LOG_FLAGS,
+];
 
 const CONNECT_USAGE = `Usage: mcp-proxy connect <url> [flags]
 
@@ -61,7 +75,7 @@ export function parseConnect(args: readonly string[], env: EnvAccess): ConnectOp
   return {
     mode: "connect",
     logLevel: logLevel(values),
-    remote: parseRemote(url, values, env),
+    remote: parseRemote(url, values, env, host(str(values.host) ?? "127.0.0.1")),
     tools: parseToolFilter(values),
   };
 }

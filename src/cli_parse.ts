@@ -144,10 +144,10 @@ export function host(value: string): string {
   return trimmed.startsWith("[") && trimmed.endsWith("]") ? trimmed.slice(1, -1) : trimmed;
 }
 
-export function port(value: string): number {
+export function port(value: string, flag = "--port"): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n > 65535) {
-    throw new UsageError(`--port must be 0-65535 (got "${value}")`);
+    throw new UsageError(`${flag} must be 0-65535 (got "${value}")`);
   }
   return n;
 }

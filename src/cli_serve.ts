@@ -22,6 +22,7 @@ import {
 } from "./cli_parse.ts";
 import {
   FILTER_FLAGS,
+  OAUTH_FLAGS,
   parseRemote,
   parseToolFilter,
   REMOTE_FLAGS,
@@ -113,6 +114,7 @@ export const SERVE_FLAGS: FlagSpec[] = [
   },
   ...FILTER_FLAGS,
   ...REMOTE_FLAGS,
+  ...OAUTH_FLAGS,
   ...LOG_FLAGS,
 ];
 
@@ -167,7 +169,7 @@ export function parseServe(args: readonly string[], env: EnvAccess): ServeOption
     host: host(str(values.host) ?? "127.0.0.1"),
     port: port(str(values.port) ?? "8080"),
     command: command === undefined || isUrl ? undefined : { command, args: commandArgs },
-    remote: isUrl ? parseRemote(command, values, env) : undefined,
+    remote: isUrl ? parseRemote(command, values, env, "127.0.0.1") : undefined,
     cwd,
     env: envPairs(list(values.env)),
     tools: parseToolFilter(values),

@@ -9,15 +9,26 @@ import { StdioServerTransport } from "./downstream/stdio.ts";
 import { NameFilter } from "./filter.ts";
 import { addSecret, log } from "./log.ts";
 import type { UpstreamTransport } from "./upstream/child.ts";
-import { disableEnvironmentProxies, upstreamFetch } from "./upstream/http_fetch.ts";
+import { oauthFetch } from "./oauth/setup.ts";
+import { disableEnvironmentProxies, netFetch, upstreamFetch } from "./upstream/http_fetch.ts";
 import { RemoteTransport } from "./upstream/remote.ts";
 import { shownUrl } from "./upstream/remote_probe.ts";
 
 /** A factory of connections to the remote server; each call is a new remote session. */
-export function remoteUpstream(spec: RemoteSpec): () => UpstreamTransport {
+export async function remoteUpstream(spec: RemoteSpec): Promise<() => UpstreamTransport> {
   for (const [, value] of spec.headers) addSecret(value);
   if (!spec.enableProxy) disableEnvironmentProxies();
-  const fetch = upstreamFetch(spec.headers);
+  const withHeaders = upstreamFetch(spec.headers);
+  const fetch = spec.oauth
+    ? await oauthFetch({
+      spec: spec.oauth,
+      serverUrl: spec.url,
+      label: shownUrl(spec.url),
+      allowHttp: spec.allowHttp,
+      upstream: withHeaders,
+      plain: netFetch,
+    })
+    : withHeaders;
   return () =>
     new RemoteTransport({
       url: spec.url,
@@ -29,7 +40,7 @@ export function remoteUpstream(spec: RemoteSpec): () => UpstreamTransport {
 
 /** Runs until the client goes away or a signal arrives; resolves with the exit code. */
 export async function runConnect(options: ConnectOptions): Promise<number> {
-  const upstream = remoteUpstream(options.remote)();
+  const upstream = (await remoteUpstream(options.remote))();
   let finished!: () => void;
   const done = new Promise<void>((resolve) => (finished = resolve));
   const stdio = new StdioServerTransport();

@@ -14,12 +14,14 @@ export const SECRET_ENV_VARS: readonly string[] = ["MCP_PROXY_API_KEY"];
  * serve: --allow-net to listen (and to reach a remote upstream), --allow-run to spawn the stdio
  * server; connect: --allow-net to reach the server. Both: --allow-env for the API-key fallback,
  * the ${VAR}s a --header names (any name, so not narrowed here; narrow it at `deno run`), and
- * clearing HTTP(S)_PROXY unless --enable-proxy. Children inherit the environment without
- * --allow-env, and a child's --cwd needs no --allow-read.
+ * clearing HTTP(S)_PROXY unless --enable-proxy; and for OAuth with a remote server,
+ * --allow-read/--allow-write for the token store (the config directory) and --allow-run to open
+ * the browser. Children inherit the environment without --allow-env, and a child's --cwd needs
+ * no --allow-read.
  */
 export const MODE_PERMISSIONS = {
-  serve: ["--allow-net", "--allow-run", "--allow-env"],
-  connect: ["--allow-net", "--allow-env"],
+  serve: ["--allow-net", "--allow-run", "--allow-env", "--allow-read", "--allow-write"],
+  connect: ["--allow-net", "--allow-env", "--allow-read", "--allow-write", "--allow-run"],
 } as const satisfies Record<string, readonly string[]>;
 
 export type Mode = keyof typeof MODE_PERMISSIONS;

@@ -23,7 +23,7 @@ export interface ServeHandle {
 }
 
 /** Starts serving; resolves once listening. Throws ProxyError when it cannot listen. */
-export function startServe(options: ServeOptions): ServeHandle {
+export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   if (options.apiKey) addSecret(options.apiKey);
   const { command } = options;
   if (command) {
@@ -34,7 +34,7 @@ export function startServe(options: ServeOptions): ServeHandle {
   }
   const { remote } = options;
   const upstream: () => UpstreamTransport = remote
-    ? remoteUpstream(remote)
+    ? await remoteUpstream(remote)
     : command
     ? () =>
       new ChildTransport({

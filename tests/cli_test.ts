@@ -384,7 +384,7 @@ Deno.test("cli: a reserved header or a missing variable exits 2 before connectin
   assert.equal(narrowed.code, 1);
   assert.match(
     narrowed.stderr,
-    /missing permission: --header uses \$\{TOKEN\}; run again with --allow-env=TOKEN/,
+    /missing permission: \$\{TOKEN\} is used; run again with --allow-env=TOKEN/,
   );
 });
 

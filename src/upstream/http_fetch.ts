@@ -17,22 +17,34 @@ export const PROXY_ENV_VARS = [
   "all_proxy",
 ] as const;
 
+/** fetch, with failures to reach the host turned into one clear ProxyError line. */
+export const netFetch: FetchLike = async (
+  url: string | URL,
+  init?: RequestInit,
+): Promise<Response> => {
+  try {
+    return await fetch(url, init);
+  } catch (error) {
+    if (error instanceof DOMException && error.name === "AbortError") throw error;
+    throw permissionError(error) ??
+      new ProxyError("upstream", `cannot reach ${originOf(url)}: ${networkDetail(error)}`, {
+        cause: error,
+      });
+  }
+};
+
 /** A fetch that sends `headers` (repeats kept) with every request. */
-export function upstreamFetch(headers: ReadonlyArray<readonly [string, string]>): FetchLike {
+export function upstreamFetch(
+  headers: ReadonlyArray<readonly [string, string]>,
+  base: FetchLike = netFetch,
+): FetchLike {
+  if (headers.length === 0) return base;
   const extra = new Headers();
   for (const [name, value] of headers) extra.append(name, value);
-  return async (url, init) => {
+  return (url, init) => {
     const merged = new Headers(init?.headers);
     for (const [name, value] of extra) merged.set(name, value);
-    try {
-      return await fetch(url, { ...init, headers: merged });
-    } catch (error) {
-      if (error instanceof DOMException && error.name === "AbortError") throw error;
-      throw permissionError(error) ??
-        new ProxyError("upstream", `cannot reach ${originOf(url)}: ${networkDetail(error)}`, {
-          cause: error,
-        });
-    }
+    return base(url, { ...init, headers: merged });
   };
 }
 

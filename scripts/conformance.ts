@@ -1,10 +1,12 @@
 // Runs the official MCP conformance server suite through mcp-proxy, three ways: `serve` in front
 // of the stdio everything fixture; `serve -- mcp-proxy connect <native HTTP fixture>` (both
 // directions chained); and `serve <native HTTP fixture URL>`. Each must score 40 passed, 0
-// failed, as the native server does (--baseline measures that too). `deno task conformance`.
+// failed, as the native server does (--baseline measures that too). Then the client suite
+// through `connect` (scripts/conformance_client.ts): all 26 scenarios. `deno task conformance`.
 
 import { cliCommand, fixtureCommand, fixturePath, startServe } from "../tests/support/cli.ts";
 import { pumpLines } from "../src/lines.ts";
+import { runClientSuite, SCENARIOS } from "./conformance_client.ts";
 
 const SUITE = "npm:@modelcontextprotocol/conformance@0.1.16";
 const EXPECTED_PASSED = 40;
@@ -89,9 +91,32 @@ if (import.meta.main) {
     const { passed, failed } = await runSuite(native.url);
     say(`native HTTP server: ${passed} passed, ${failed} failed`);
   }
+  const client = await clientSuite();
   say(`(${Math.round((performance.now() - started) / 1000)} s)`);
+  let failed = false;
   if (scores.some((s) => s.passed !== EXPECTED_PASSED || s.failed !== 0)) {
     say(`FAIL: expected ${EXPECTED_PASSED} passed, 0 failed every way`);
-    Deno.exit(1);
+    failed = true;
   }
+  if (!client) {
+    say(`FAIL: expected all ${SCENARIOS.length} client scenarios to pass`);
+    failed = true;
+  }
+  if (failed) Deno.exit(1);
+}
+
+/** The client suite through `connect`; true when every scenario passed. */
+async function clientSuite(): Promise<boolean> {
+  const dir = await Deno.makeTempDir({ prefix: "mcp-proxy-conformance-" });
+  const score = await runClientSuite(SUITE, dir);
+  for (const line of score.lines) say(`  ${line}`);
+  for (const problem of score.problems) say(`  problem: ${problem}`);
+  say(
+    `client suite through connect: ${score.passedScenarios}/${SCENARIOS.length} scenarios, ` +
+      `${score.passedChecks} checks passed`,
+  );
+  const ok = score.problems.length === 0 && score.passedScenarios === SCENARIOS.length;
+  if (ok) await Deno.remove(dir, { recursive: true });
+  else say(`  (results kept in ${dir}/results; the command was: ${score.commandLine})`);
+  return ok;
 }

@@ -87,7 +87,9 @@ async function register(
       [oauth.customFetch]: options.fetch,
       [oauth.allowInsecureRequests]: options.allowHttp,
     });
-    const client = await oauth.processDynamicClientRegistrationResponse(response);
+    const client = await oauth.processDynamicClientRegistrationResponse(
+      await withSecretExpiry(response),
+    );
     const secret = typeof client.client_secret === "string" ? client.client_secret : undefined;
     if (secret) addSecret(secret);
     return {
@@ -104,6 +106,27 @@ async function register(
       cause: error,
     });
   }
+}
+
+/**
+ * RFC 7591 wants client_secret_expires_at next to a client_secret, and oauth4webapi insists;
+ * servers that leave it out (the MCP conformance suite's among them) issue a secret that does not
+ * expire, which the RFC spells 0. Everything else is still checked by oauth4webapi.
+ */
+async function withSecretExpiry(response: Response): Promise<Response> {
+  if (response.status !== 201) return response;
+  const json = await response.clone().json().catch(() => undefined);
+  if (
+    typeof json !== "object" || json === null || typeof json.client_secret !== "string" ||
+    json.client_secret_expires_at !== undefined
+  ) {
+    return response;
+  }
+  await response.body?.cancel();
+  return new Response(JSON.stringify({ ...json, client_secret_expires_at: 0 }), {
+    status: response.status,
+    headers: response.headers,
+  });
 }
 
 /** A public client when the server allows one (PKCE protects it), else a secret. */
@@ -132,9 +155,23 @@ function identityOf(info: StaticClientInfo, as: oauth.AuthorizationServer): Clie
 export function secretAuth(method: string, secret: string | undefined): oauth.ClientAuth {
   if (method === "none" || !secret) return oauth.None();
   if (method === "client_secret_post") return oauth.ClientSecretPost(secret);
-  if (method === "client_secret_basic") return oauth.ClientSecretBasic(secret);
+  if (method === "client_secret_basic") return clientSecretBasic(secret);
   throw new ProxyError(
     "upstream",
     `token endpoint authentication "${method}" is not supported with a client secret`,
   );
+}
+
+/**
+ * client_secret_basic with the RFC 6749 section 2.3.1 encoding applied only where a character
+ * needs it. oauth4webapi's ClientSecretBasic also escapes unreserved characters ("-" as %2D),
+ * which servers that do not decode the credentials (the MCP conformance suite's, among others)
+ * refuse. This way ids and secrets of unreserved characters go out as they are (as the MCP SDK
+ * client sends them), and any other character is still percent-encoded for servers that decode.
+ */
+function clientSecretBasic(secret: string): oauth.ClientAuth {
+  return (_as, client, _body, headers) => {
+    const credentials = `${encodeURIComponent(client.client_id)}:${encodeURIComponent(secret)}`;
+    headers.set("authorization", `Basic ${btoa(credentials)}`);
+  };
 }

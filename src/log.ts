@@ -26,7 +26,8 @@ export function addSecret(value: string): void {
   if (value.length >= 4) secrets.add(value);
 }
 
-const BEARER = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi;
+/** "Bearer x" / "Basic x" as an Authorization value, not "mcp:basic mcp:write" in a scope. */
+const BEARER = /(?<![\w:])(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi;
 const KEYED =
   /("?(?:access_token|refresh_token|id_token|client_secret|api[_-]?key|password|code_verifier)"?\s*[:=]\s*"?)[^"&\s,}]+/gi;
 

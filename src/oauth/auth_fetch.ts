@@ -15,20 +15,25 @@ export function authFetch(base: FetchLike, provider: OAuthProvider): FetchLike {
     return base(url, { ...init, headers });
   };
   return async (url, init) => {
-    const token = await provider.token();
-    const response = await send(url, init, token);
-    if (response.status !== 401 && response.status !== 403) return response;
-    const challenge = parseBearerChallenge(response.headers.get("www-authenticate"));
-    let renewed = false;
-    if (response.status === 401) {
-      log.debug("the server answered 401; getting a token");
-      renewed = await provider.unauthorized(challenge, token);
-    } else if (challenge?.error === "insufficient_scope") {
-      log.info(`the server wants more scope (${challenge.scope ?? "unnamed"}); authorizing again`);
-      renewed = await provider.insufficientScope(challenge, token);
+    // A 401 then, with the new token, a 403 for more scope: two renewals, then the answer stands.
+    let token = await provider.token();
+    for (let renewals = 0;; renewals++) {
+      const response = await send(url, init, token);
+      if ((response.status !== 401 && response.status !== 403) || renewals === 2) return response;
+      const challenge = parseBearerChallenge(response.headers.get("www-authenticate"));
+      let renewed = false;
+      if (response.status === 401) {
+        log.debug("the server answered 401; getting a token");
+        renewed = await provider.unauthorized(challenge, token);
+      } else if (challenge?.error === "insufficient_scope") {
+        log.info(
+          `the server wants more scope (${challenge.scope ?? "unnamed"}); authorizing again`,
+        );
+        renewed = await provider.insufficientScope(challenge, token);
+      }
+      if (!renewed) return response;
+      await response.body?.cancel();
+      token = await provider.token();
     }
-    if (!renewed) return response;
-    await response.body?.cancel();
-    return await send(url, init, await provider.token());
   };
 }

@@ -157,12 +157,23 @@ function listen(options: FlowOptions): Callback {
   };
 }
 
-/** oauth4webapi errors carry the server's error and description; say those. */
+/**
+ * oauth4webapi errors carry the server's error and description, or the Response that did not
+ * conform (a redirect, a 5xx): say those, never "[object Response]".
+ */
 export function describe(error: unknown): string {
   if (
     error instanceof oauth.AuthorizationResponseError || error instanceof oauth.ResponseBodyError
   ) {
     return error.error_description ? `${error.error}: ${error.error_description}` : error.error;
+  }
+  if (error instanceof oauth.OperationProcessingError && error.cause instanceof Response) {
+    const { status, statusText, headers } = error.cause;
+    const location = headers.get("location");
+    const redirect = status >= 300 && status < 400 && location
+      ? `; the redirect to ${location} was not followed`
+      : "";
+    return `the server answered ${status} ${statusText}${redirect}`.trim();
   }
   return formatError(error);
 }

@@ -64,11 +64,10 @@ export async function clientCredentialsGrant(
   request: { resource?: string; scope?: string },
   options: GrantOptions,
 ): Promise<oauth.TokenEndpointResponse> {
-  const identity = await credentialsIdentity(as, credentials);
   const params: Record<string, string> = {};
   if (request.scope) params.scope = request.scope;
   if (request.resource) params.resource = request.resource;
-  try {
+  const attempt = async (identity: ClientIdentity) => {
     const response = await oauth.clientCredentialsGrantRequest(
       as,
       identity.client,
@@ -77,7 +76,24 @@ export async function clientCredentialsGrant(
       requestOptions(options),
     );
     return await oauth.processClientCredentialsResponse(as, identity.client, response);
+  };
+  const identity = await credentialsIdentity(as, credentials);
+  try {
+    return await attempt(identity);
   } catch (error) {
+    // A server that advertises both secret methods may still insist on the one registered.
+    const refused = error instanceof oauth.ResponseBodyError && error.error === "invalid_client";
+    if (refused && identity.client.token_endpoint_auth_method === "client_secret_basic") {
+      const post = {
+        client: { ...identity.client, token_endpoint_auth_method: "client_secret_post" },
+        auth: secretAuth("client_secret_post", credentials.clientSecret),
+      };
+      try {
+        return await attempt(post);
+      } catch {
+        // Report the first refusal below.
+      }
+    }
     throw new ProxyError("upstream", `the client credentials grant failed: ${describe(error)}`, {
       cause: error,
     });

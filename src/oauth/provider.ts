@@ -41,8 +41,9 @@ export interface OAuthOptions {
   crossAppAccess?: CrossAppAccess;
 }
 
-/** Refresh this long before the access token expires. */
+/** Refresh this long before the access token expires (less for short-lived tokens). */
 const EARLY_MS = 30_000;
+/** Step-ups for the same set of scopes, at most (a server that always wants more must stop). */
 const STEP_UP_LIMIT = 2;
 
 export class OAuthProvider {
@@ -53,7 +54,9 @@ export class OAuthProvider {
   #discovery?: Discovery;
   /** One acquisition (refresh or authorization) at a time; the others wait for its result. */
   #busy?: Promise<void>;
-  #stepUps = 0;
+  #stepUps = new Map<string, number>();
+  /** Scopes granted so far, kept across a new authorization so a step-up is not lost. */
+  #granted = new Set<string>();
 
   constructor(options: OAuthOptions) {
     this.#options = options;
@@ -63,7 +66,7 @@ export class OAuthProvider {
   async token(): Promise<string | undefined> {
     await (this.#loaded ??= this.#load());
     const tokens = this.#tokens;
-    if (tokens?.expires_at && tokens.refresh_token && tokens.expires_at - Date.now() < EARLY_MS) {
+    if (tokens?.refresh_token && expiring(tokens)) {
       await this.#acquire(tokens.access_token, undefined, "expiring").catch((error) =>
         log.warn(`could not refresh the access token early: ${formatError(error)}`)
       );
@@ -82,14 +85,16 @@ export class OAuthProvider {
    * server asks, at most twice, and never when we already hold every scope it names.
    */
   async insufficientScope(challenge: BearerChallenge, sent?: string): Promise<boolean> {
-    const held = new Set((this.#tokens?.scope ?? "").split(" ").filter(Boolean));
-    const wanted = (challenge.scope ?? "").split(" ").filter(Boolean);
+    const held = new Set([...this.#granted, ...scopesOf(this.#tokens?.scope)]);
+    const wanted = scopesOf(challenge.scope);
     if (wanted.length > 0 && wanted.every((scope) => held.has(scope))) return false;
-    if (this.#stepUps >= STEP_UP_LIMIT) {
+    const key = [...wanted].sort().join(" ");
+    const attempts = this.#stepUps.get(key) ?? 0;
+    if (attempts >= STEP_UP_LIMIT) {
       log.warn(`the server keeps asking for more scope (${challenge.scope}); giving up`);
       return false;
     }
-    this.#stepUps++;
+    this.#stepUps.set(key, attempts + 1);
     const scope = [...new Set([...held, ...wanted])].join(" ") || undefined;
     await this.#acquire(sent, { ...challenge, scope }, "step-up");
     return this.#tokens !== undefined && this.#tokens.access_token !== sent;
@@ -137,7 +142,9 @@ export class OAuthProvider {
         if (refreshed) return await this.#save(store, refreshed, refreshToken);
       }
       if (why === "expiring") return;
-      const scope = challenge?.scope ?? discovery.scopesSupported?.join(" ") ?? undefined;
+      // What the server asks for, plus what we were granted before (a step-up is not undone).
+      const asked = scopesOf(challenge?.scope ?? discovery.scopesSupported?.join(" "));
+      const scope = [...new Set([...asked, ...this.#granted])].join(" ");
       const tokens = await authorizationCodeFlow(
         { as: discovery.as, scope: scope || undefined, resource },
         store,
@@ -216,6 +223,16 @@ export class OAuthProvider {
             this.#tokens = undefined;
             return undefined;
           }
+          const refusedClient = error instanceof oauth.ResponseBodyError &&
+            (error.error === "invalid_client" || error.error === "unauthorized_client");
+          if (refusedClient && !this.#options.staticClientInfo) {
+            // The server forgot our registration: register again through a new authorization.
+            log.info("the authorization server no longer knows this client; registering again");
+            await store.clearClient();
+            await store.clearTokens();
+            this.#tokens = undefined;
+            return undefined;
+          }
           throw new ProxyError(
             "upstream",
             `refreshing the access token failed: ${describe(error)}`,
@@ -238,14 +255,16 @@ export class OAuthProvider {
     response: oauth.TokenEndpointResponse,
     previousRefresh?: string,
   ): Promise<void> {
+    const now = Date.now();
     const tokens: StoredTokens = {
       access_token: response.access_token,
       token_type: response.token_type,
       // A server that does not rotate refresh tokens keeps the old one valid.
       refresh_token: response.refresh_token ?? previousRefresh,
       scope: response.scope ?? this.#tokens?.scope,
+      issued_at: now,
       expires_at: typeof response.expires_in === "number"
-        ? Date.now() + response.expires_in * 1000
+        ? now + response.expires_in * 1000
         : undefined,
     };
     this.#adopt(tokens);
@@ -254,6 +273,7 @@ export class OAuthProvider {
   }
 
   #adopt(tokens: StoredTokens): void {
+    for (const scope of scopesOf(tokens.scope)) this.#granted.add(scope);
     addSecret(tokens.access_token);
     if (tokens.refresh_token) addSecret(tokens.refresh_token);
     this.#tokens = tokens;
@@ -276,8 +296,15 @@ export class OAuthProvider {
   }
 }
 
+/** Within the refresh margin: 30 s, or half the token's lifetime when that is shorter. */
 function expiring(tokens: StoredTokens): boolean {
-  return tokens.expires_at !== undefined && tokens.expires_at - Date.now() < EARLY_MS;
+  if (tokens.expires_at === undefined) return false;
+  const lifetime = tokens.issued_at === undefined ? Infinity : tokens.expires_at - tokens.issued_at;
+  return tokens.expires_at - Date.now() < Math.min(EARLY_MS, lifetime / 2);
+}
+
+function scopesOf(scope: string | undefined): string[] {
+  return (scope ?? "").split(" ").filter(Boolean);
 }
 
 /** Network trouble, 5xx, or the server saying "try again". */

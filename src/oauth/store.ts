@@ -11,6 +11,8 @@ export interface StoredTokens {
   token_type?: string;
   refresh_token?: string;
   scope?: string;
+  /** Epoch milliseconds when it was issued (for the refresh margin of short-lived tokens). */
+  issued_at?: number;
   /** Epoch milliseconds; absent when the server gave no lifetime. */
   expires_at?: number;
 }

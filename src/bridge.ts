@@ -30,6 +30,8 @@ export interface BridgeOptions {
    * error and is cancelled upstream. 0 or unset: wait as long as the upstream lives.
    */
   requestTimeoutMs?: number;
+  /** While this says true (a person authorizing in a browser), timeouts wait. */
+  holdClock?: () => boolean;
 }
 
 interface Pending {
@@ -256,6 +258,7 @@ export class Bridge {
     if (pending.asking) return;
     pending.timer = setTimeout(() => {
       if (this.#pending.get(id) !== pending) return;
+      if (this.#options.holdClock?.()) return this.#arm(id, pending);
       const seconds = Math.round(ms / 100) / 10;
       log.warn(`no answer to "${pending.method}" within ${seconds}s (--timeout); gave up on it`);
       this.#answer(id, `no answer from the MCP server within ${seconds}s (--timeout)`);

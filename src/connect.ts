@@ -14,12 +14,19 @@ import { disableEnvironmentProxies, netFetch, upstreamFetch } from "./upstream/h
 import { RemoteTransport } from "./upstream/remote.ts";
 import { shownUrl } from "./upstream/remote_probe.ts";
 
-/** A factory of connections to the remote server; each call is a new remote session. */
-export async function remoteUpstream(spec: RemoteSpec): Promise<() => UpstreamTransport> {
+/** Connections to a remote server: `open()` is a new remote session. */
+export interface RemoteUpstream {
+  open: () => UpstreamTransport;
+  /** True while an OAuth flow waits for a person; request timeouts hold meanwhile. */
+  waitingForUser: () => boolean;
+}
+
+/** The remote upstream described by `spec` (one OAuth state shared by all its sessions). */
+export async function remoteUpstream(spec: RemoteSpec): Promise<RemoteUpstream> {
   for (const [, value] of spec.headers) addSecret(value);
   if (!spec.enableProxy) disableEnvironmentProxies();
   const withHeaders = upstreamFetch(spec.headers);
-  const fetch = spec.oauth
+  const auth = spec.oauth
     ? await oauthFetch({
       spec: spec.oauth,
       serverUrl: spec.url,
@@ -28,25 +35,30 @@ export async function remoteUpstream(spec: RemoteSpec): Promise<() => UpstreamTr
       upstream: withHeaders,
       plain: netFetch,
     })
-    : withHeaders;
-  return () =>
-    new RemoteTransport({
-      url: spec.url,
-      strategy: spec.strategy,
-      fetch,
-      connectTimeoutMs: spec.connectTimeoutMs,
-    });
+    : { fetch: withHeaders, waitingForUser: () => false };
+  return {
+    open: () =>
+      new RemoteTransport({
+        url: spec.url,
+        strategy: spec.strategy,
+        fetch: auth.fetch,
+        connectTimeoutMs: spec.connectTimeoutMs,
+      }),
+    waitingForUser: auth.waitingForUser,
+  };
 }
 
 /** Runs until the client goes away or a signal arrives; resolves with the exit code. */
 export async function runConnect(options: ConnectOptions): Promise<number> {
-  const upstream = (await remoteUpstream(options.remote))();
+  const remote = await remoteUpstream(options.remote);
+  const upstream = remote.open();
   let finished!: () => void;
   const done = new Promise<void>((resolve) => (finished = resolve));
   const stdio = new StdioServerTransport();
   const bridge = new Bridge(stdio, upstream, {
     tools: new NameFilter(options.tools),
     requestTimeoutMs: options.remote.timeoutMs,
+    holdClock: remote.waitingForUser,
     onClose: () => finished(),
   });
   const signals: Deno.Signal[] = Deno.build.os === "windows"

@@ -33,8 +33,9 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     );
   }
   const { remote } = options;
-  const upstream: () => UpstreamTransport = remote
-    ? await remoteUpstream(remote)
+  const remoteSide = remote ? await remoteUpstream(remote) : undefined;
+  const upstream: () => UpstreamTransport = remoteSide
+    ? remoteSide.open
     : command
     ? () =>
       new ChildTransport({
@@ -53,7 +54,11 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     maxBody: options.maxBody,
     eventLimits: DEFAULT_EVENT_LIMITS,
     registry,
-    bridge: { tools: new NameFilter(options.tools), requestTimeoutMs: remote?.timeoutMs },
+    bridge: {
+      tools: new NameFilter(options.tools),
+      requestTimeoutMs: remote?.timeoutMs,
+      holdClock: remoteSide?.waitingForUser,
+    },
   });
   const server = startHttpServer({
     hostname: options.host,

@@ -23,7 +23,7 @@ export interface EndpointOptions {
   eventLimits: EventStoreLimits;
   registry: SessionRegistry;
   /** Applied to every session's bridge: the tool filter and the per-request timeout. */
-  bridge?: Pick<BridgeOptions, "tools" | "requestTimeoutMs">;
+  bridge?: Pick<BridgeOptions, "tools" | "requestTimeoutMs" | "holdClock">;
 }
 
 const SESSION_HEADER = "mcp-session-id";

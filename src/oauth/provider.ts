@@ -57,9 +57,15 @@ export class OAuthProvider {
   #stepUps = new Map<string, number>();
   /** Scopes granted so far, kept across a new authorization so a step-up is not lost. */
   #granted = new Set<string>();
+  #browserFlows = 0;
 
   constructor(options: OAuthOptions) {
     this.#options = options;
+  }
+
+  /** True while a person is expected to act in the browser (request clocks should wait). */
+  get waitingForUser(): boolean {
+    return this.#browserFlows > 0;
   }
 
   /** The access token to send (refreshed first when about to expire), if we have one. */
@@ -145,12 +151,17 @@ export class OAuthProvider {
       // What the server asks for, plus what we were granted before (a step-up is not undone).
       const asked = scopesOf(challenge?.scope ?? discovery.scopesSupported?.join(" "));
       const scope = [...new Set([...asked, ...this.#granted])].join(" ");
-      const tokens = await authorizationCodeFlow(
-        { as: discovery.as, scope: scope || undefined, resource },
-        store,
-        { ...this.#options, stablePort: stablePort(store.dir) },
-      );
-      await this.#save(store, tokens);
+      this.#browserFlows++;
+      try {
+        const tokens = await authorizationCodeFlow(
+          { as: discovery.as, scope: scope || undefined, resource },
+          store,
+          { ...this.#options, stablePort: stablePort(store.dir) },
+        );
+        await this.#save(store, tokens);
+      } finally {
+        this.#browserFlows--;
+      }
     }, wait);
   }
 

@@ -20,8 +20,13 @@ export interface OAuthWiring {
   plain: FetchLike;
 }
 
-/** The auth-aware fetch for one remote server (shared by all its sessions). */
-export async function oauthFetch(wiring: OAuthWiring): Promise<FetchLike> {
+/**
+ * The auth-aware fetch for one remote server (shared by all its sessions), and whether a person
+ * is being waited for in the browser (so request timeouts can hold).
+ */
+export async function oauthFetch(
+  wiring: OAuthWiring,
+): Promise<{ fetch: FetchLike; waitingForUser: () => boolean }> {
   const { spec } = wiring;
   for (const secret of [spec.clientSecret, spec.idpIdToken]) if (secret) addSecret(secret);
   const clientInfo = await jsonOf("--static-oauth-client-info", spec.clientInfo);
@@ -56,7 +61,10 @@ export async function oauthFetch(wiring: OAuthWiring): Promise<FetchLike> {
       ? { idpTokenUrl: spec.idpTokenUrl, idpClientId: spec.idpClientId, idToken: spec.idpIdToken }
       : undefined,
   });
-  return authFetch(wiring.upstream, provider);
+  return {
+    fetch: authFetch(wiring.upstream, provider),
+    waitingForUser: () => provider.waitingForUser,
+  };
 }
 
 /** A flag's JSON object, inline or from @file. */

@@ -164,7 +164,7 @@ export async function startProtected(
 }
 
 /** How the headless browser behaves (tests/fixtures/browser.ts). */
-export type BrowserMode = "approve" | "deny" | "wrong-state" | "never";
+export type BrowserMode = "approve" | "deny" | "wrong-state" | "wrong-iss" | "never";
 
 /** The environment that makes the proxy open tests/fixtures/browser.ts in `mode`. */
 export function browserEnv(mode: BrowserMode = "approve"): Record<string, string> {
@@ -173,7 +173,7 @@ export function browserEnv(mode: BrowserMode = "approve"): Record<string, string
     "run",
     "--no-prompt",
     "--allow-net=127.0.0.1,localhost",
-    "--allow-env=BROWSER_MODE,BROWSER_LOGIN",
+    "--allow-env=BROWSER_MODE,BROWSER_LOGIN,BROWSER_DELAY_MS",
     fixturePath("browser.ts"),
   ];
   return { BROWSER: command.join(" "), BROWSER_MODE: mode };

@@ -23,8 +23,11 @@ export interface BridgeOptions {
   onActivity?: () => void;
   /** Called once, after both sides are closed. */
   onClose?: () => void;
-  /** Hidden tools vanish from tools/list, and calls to them are refused here. */
-  tools?: NameFilter;
+  /**
+   * Hidden tools, prompts and resources vanish from their lists, and calls, gets and reads of
+   * them are refused here.
+   */
+  filter?: ItemFilters;
   /**
    * A request not answered within this many milliseconds (progress restarts the clock) gets an
    * error and is cancelled upstream. 0 or unset: wait as long as the upstream lives.
@@ -33,6 +36,22 @@ export interface BridgeOptions {
   /** While this says true (a person authorizing in a browser), timeouts wait. */
   holdClock?: () => boolean;
 }
+
+export interface ItemFilters {
+  tools?: NameFilter;
+  prompts?: NameFilter;
+  resources?: NameFilter;
+}
+
+type Kind = keyof ItemFilters;
+
+/** The list methods, what they list, and the key of the list in their result. */
+const LISTS: Record<string, [Kind, string]> = {
+  "tools/list": ["tools", "tools"],
+  "prompts/list": ["prompts", "prompts"],
+  "resources/list": ["resources", "resources"],
+  "resources/templates/list": ["resources", "resourceTemplates"],
+};
 
 interface Pending {
   method: string;
@@ -57,6 +76,8 @@ export class Bridge {
   #options: BridgeOptions;
   #pending = new Map<RequestId, Pending>();
   #progress = new Map<string | number, RequestId>();
+  /** URIs of resources the filter hid from resources/list (reads of them are refused). */
+  #hiddenUris = new Set<string>();
   /** Server-to-client requests in flight -> the client request they were made for. */
   #asks = new Map<RequestId, RequestId>();
   #closed = false;
@@ -149,9 +170,9 @@ export class Bridge {
   async #fromDownstream(message: JSONRPCMessage): Promise<void> {
     this.#options.onActivity?.();
     if (isRequest(message)) {
-      const hidden = this.#hiddenTool(message);
+      const hidden = this.#hidden(message);
       if (hidden !== undefined) {
-        const refusal = errorResponse(message.id, INVALID_PARAMS, `Unknown tool: ${hidden}`);
+        const refusal = errorResponse(message.id, INVALID_PARAMS, hidden);
         await this.#deliver(refusal, { relatedRequestId: message.id }).catch(() => {});
         return;
       }
@@ -201,7 +222,7 @@ export class Bridge {
       }
       this.#forget(related!);
       this.#options.onActivity?.();
-      if (pending.method === "tools/list") message = this.#filterTools(message);
+      if (pending.method in LISTS) message = this.#filterList(message, pending.method);
     } else if (message.method === "notifications/progress") {
       const token = (message.params as { progressToken?: string | number } | undefined)
         ?.progressToken;
@@ -232,22 +253,35 @@ export class Bridge {
     });
   }
 
-  /** The name of the tool a tools/call asks for, when the filter hides it. */
-  #hiddenTool(message: JSONRPCMessage & { method: string; params?: unknown }): string | undefined {
-    const filter = this.#options.tools;
-    if (!filter?.active || message.method !== "tools/call") return undefined;
-    const name = (message.params as { name?: unknown } | undefined)?.name;
-    return typeof name === "string" && !filter.allows(name) ? name : undefined;
+  /** Why a call, get or read must be refused (the filter hides its target), if it must. */
+  #hidden(message: JSONRPCMessage & { method: string; params?: unknown }): string | undefined {
+    const params = message.params as { name?: unknown; uri?: unknown } | undefined;
+    const { tools, prompts } = this.#options.filter ?? {};
+    if (message.method === "tools/call" && tools?.active && typeof params?.name === "string") {
+      return tools.allows(params.name) ? undefined : `Unknown tool: ${params.name}`;
+    }
+    if (message.method === "prompts/get" && prompts?.active && typeof params?.name === "string") {
+      return prompts.allows(params.name) ? undefined : `Unknown prompt: ${params.name}`;
+    }
+    if (message.method === "resources/read" && typeof params?.uri === "string") {
+      return this.#hiddenUris.has(params.uri) ? `Unknown resource: ${params.uri}` : undefined;
+    }
+    return undefined;
   }
 
-  #filterTools(message: JSONRPCMessage): JSONRPCMessage {
-    const filter = this.#options.tools;
-    const result = (message as { result?: { tools?: Array<{ name?: unknown }> } }).result;
-    if (!filter?.active || !Array.isArray(result?.tools)) return message;
-    const tools = result.tools.filter((tool) =>
-      typeof tool.name === "string" && filter.allows(tool.name)
-    );
-    return { ...message, result: { ...result, tools } } as JSONRPCMessage;
+  /** A list result without the items the filter hides. */
+  #filterList(message: JSONRPCMessage, method: string): JSONRPCMessage {
+    const [kind, key] = LISTS[method]!;
+    const filter = this.#options.filter?.[kind];
+    const result = (message as { result?: Record<string, unknown> }).result;
+    const items = result?.[key];
+    if (!filter?.active || !Array.isArray(items)) return message;
+    const kept = items.filter((item: { name?: unknown; uri?: unknown }) => {
+      const shown = typeof item.name === "string" && filter.allows(item.name);
+      if (!shown && typeof item.uri === "string") this.#hiddenUris.add(item.uri);
+      return shown;
+    });
+    return { ...message, result: { ...result, [key]: kept } } as JSONRPCMessage;
   }
 
   /** (Re)starts the request's clock, when a timeout is set. */

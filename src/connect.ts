@@ -56,7 +56,7 @@ export async function runConnect(options: ConnectOptions): Promise<number> {
   const done = new Promise<void>((resolve) => (finished = resolve));
   const stdio = new StdioServerTransport();
   const bridge = new Bridge(stdio, upstream, {
-    tools: new NameFilter(options.tools),
+    filter: { tools: new NameFilter(options.tools) },
     requestTimeoutMs: options.remote.timeoutMs,
     holdClock: remote.waitingForUser,
     onClose: () => finished(),

@@ -55,7 +55,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     eventLimits: DEFAULT_EVENT_LIMITS,
     registry,
     bridge: {
-      tools: new NameFilter(options.tools),
+      filter: { tools: new NameFilter(options.tools) },
       requestTimeoutMs: remote?.timeoutMs,
       holdClock: remoteSide?.waitingForUser,
     },

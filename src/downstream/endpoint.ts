@@ -10,6 +10,7 @@ import type { UpstreamTransport } from "../upstream/child.ts";
 import { type SharedState, SharedUpstream } from "../upstream/shared.ts";
 import { jsonRpcErrorResponse, readJsonBody } from "./body.ts";
 import { BoundedEventStore, type EventStoreLimits } from "./event_store.ts";
+import { KeyRing } from "./guards.ts";
 import type { SessionRegistry } from "./sessions.ts";
 import { SseServerTransport } from "./sse.ts";
 
@@ -22,14 +23,18 @@ export interface EndpointOptions {
   maxBody: number;
   eventLimits: EventStoreLimits;
   registry: SessionRegistry;
+  /** Tokens accepted on this endpoint's routes, besides the global --api-key. */
+  authTokens?: readonly string[];
   /** Applied to every session's bridge: the tool filter and the per-request timeout. */
-  bridge?: Pick<BridgeOptions, "tools" | "requestTimeoutMs" | "holdClock">;
+  bridge?: Pick<BridgeOptions, "filter" | "requestTimeoutMs" | "holdClock">;
 }
 
 const SESSION_HEADER = "mcp-session-id";
 
 export class McpEndpoint {
   readonly prefix: string;
+  /** This endpoint's own tokens, if it has any. */
+  readonly keys?: KeyRing;
   #options: EndpointOptions;
   #shared?: SharedUpstream;
   #streamable = new Map<
@@ -45,6 +50,7 @@ export class McpEndpoint {
   constructor(options: EndpointOptions) {
     this.prefix = options.prefix;
     this.#options = options;
+    if (options.authTokens?.length) this.keys = new KeyRing(options.authTokens);
     if (options.stateless) this.#shared = new SharedUpstream(options.upstream);
   }
 
@@ -63,6 +69,13 @@ export class McpEndpoint {
     if (path === `${prefix}/sse`) return Promise.resolve(this.#sseOpen(req));
     if (path === `${prefix}/message` || path === `${prefix}/messages`) return this.#ssePost(req);
     return undefined;
+  }
+
+  /** Whether `path` is one of this endpoint's routes. */
+  matches(path: string): boolean {
+    const p = this.prefix;
+    return path === `${p}/mcp` || path === `${p}/sse` || path === `${p}/message` ||
+      path === `${p}/messages`;
   }
 
   async close(): Promise<void> {

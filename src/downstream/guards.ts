@@ -24,7 +24,7 @@ export class Guards {
   #anyHost: boolean;
   #origins: Set<string>;
   #anyOrigin: boolean;
-  #keyDigest?: Promise<Uint8Array>;
+  #keys?: KeyRing;
 
   constructor(options: GuardOptions) {
     this.#hosts = new Set([...LOOPBACK, ...options.allowedHosts.map((h) => h.toLowerCase())]);
@@ -33,7 +33,7 @@ export class Guards {
     this.#anyHost = options.allowedHosts.includes("*");
     this.#origins = new Set(options.corsOrigins.map((o) => o.toLowerCase()));
     this.#anyOrigin = options.corsOrigins.includes("*");
-    if (options.apiKey !== undefined) this.#keyDigest = digest(options.apiKey);
+    if (options.apiKey !== undefined) this.#keys = new KeyRing([options.apiKey]);
   }
 
   /** 403 unless the Host header names us (DNS-rebinding protection). */
@@ -77,14 +77,18 @@ export class Guards {
     return new Response(null, { status: 204, headers });
   }
 
-  /** 401 unless the request carries the API key (Authorization: Bearer, or X-API-Key). */
-  async checkApiKey(req: Request): Promise<Response | undefined> {
-    if (!this.#keyDigest) return undefined;
+  /**
+   * 401 unless the request carries an accepted key (Authorization: Bearer, or X-API-Key): the
+   * global --api-key, or one of `route`'s own tokens. Open when neither is configured.
+   */
+  async checkApiKey(req: Request, route?: KeyRing): Promise<Response | undefined> {
+    if (!this.#keys && !route) return undefined;
     const auth = req.headers.get("authorization");
     const bearer = auth && /^bearer\s+/i.test(auth) ? auth.replace(/^bearer\s+/i, "") : null;
     const given = bearer ?? req.headers.get("x-api-key");
-    if (given !== null && timingSafeEqual(await digest(given), await this.#keyDigest)) {
-      return undefined;
+    if (given !== null) {
+      const [global, own] = await Promise.all([this.#keys?.accepts(given), route?.accepts(given)]);
+      if (global || own) return undefined;
     }
     const why = given === null
       ? "Unauthorized: send the API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
@@ -126,4 +130,20 @@ function timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean {
   let diff = a.length ^ b.length;
   for (let i = 0; i < a.length && i < b.length; i++) diff |= a[i]! ^ b[i]!;
   return diff === 0;
+}
+
+/** Keys compared in constant time (SHA-256 digests, every key checked, no early exit). */
+export class KeyRing {
+  #digests: Promise<Uint8Array[]>;
+
+  constructor(keys: readonly string[]) {
+    this.#digests = Promise.all(keys.map(digest));
+  }
+
+  async accepts(given: string): Promise<boolean> {
+    const candidate = await digest(given);
+    let accepted = false;
+    for (const key of await this.#digests) accepted = timingSafeEqual(candidate, key) || accepted;
+    return accepted;
+  }
 }

@@ -15,6 +15,8 @@ export interface HttpServerOptions extends GuardOptions {
   registry: SessionRegistry;
   version: string;
   stateless: boolean;
+  /** More to report on /health (the gateway's servers); `ok: false` answers 503. */
+  health?: () => { ok: boolean; report: Record<string, unknown> };
 }
 
 export interface RunningServer {
@@ -31,7 +33,8 @@ export function startHttpServer(options: HttpServerOptions): RunningServer {
   const started = performance.now();
   const health = () => {
     const endpoints = options.endpoints.map((endpoint) => endpoint.health());
-    const ok = endpoints.every((endpoint) => endpoint.ok);
+    const extra = options.health?.();
+    const ok = endpoints.every((endpoint) => endpoint.ok) && extra?.ok !== false;
     const shared = endpoints.find((endpoint) => endpoint.shared)?.shared;
     return {
       status: ok ? "ok" : "failing",
@@ -44,6 +47,7 @@ export function startHttpServer(options: HttpServerOptions): RunningServer {
       },
       children: runningChildren(),
       ...(shared ? { server: shared } : {}),
+      ...extra?.report,
     };
   };
 
@@ -65,7 +69,9 @@ export function startHttpServer(options: HttpServerOptions): RunningServer {
     if (refused) return refused;
     if (req.method === "OPTIONS") return guards.preflight(req);
     const cors = guards.corsHeaders(req);
-    const response = await guards.checkApiKey(req) ?? await route(req, path, info.completed);
+    const endpoint = options.endpoints.find((candidate) => candidate.matches(path));
+    const response = await guards.checkApiKey(req, endpoint?.keys) ??
+      await route(req, path, info.completed);
     if (cors) {
       for (const [name, value] of Object.entries(cors)) {
         response.headers.set(name, value);

@@ -63,6 +63,17 @@ export class SessionRegistry {
     return n;
   }
 
+  /** Closes the sessions of one route (a server removed from the gateway). */
+  async closeRoute(route: string, reason: string): Promise<void> {
+    const closing: Session[] = [];
+    for (const [id, { session }] of this.#entries) {
+      if (session.route !== route) continue;
+      this.#entries.delete(id);
+      closing.push(session);
+    }
+    await Promise.allSettled(closing.map((session) => session.close(reason)));
+  }
+
   /** Closes every session and stops the reaper. */
   async closeAll(reason: string): Promise<void> {
     clearInterval(this.#timer);

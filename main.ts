@@ -4,8 +4,8 @@ import { type EnvAccess, parseCli } from "./src/cli.ts";
 import { runConnect } from "./src/connect.ts";
 import { exitCodeFor, formatError, permissionError, UsageError } from "./src/errors.ts";
 import { log, setLogLevel } from "./src/log.ts";
-import { granted, SECRET_ENV_VARS } from "./src/permissions.ts";
-import { startServe } from "./src/serve.ts";
+import { granted, readEnv, SECRET_ENV_VARS } from "./src/permissions.ts";
+import { checkConfig, startServe } from "./src/serve.ts";
 import { VERSION } from "./src/version.ts";
 
 const encoder = new TextEncoder();
@@ -23,6 +23,10 @@ export async function runCli(args: readonly string[]): Promise<number> {
         return 0;
       case "serve": {
         setLogLevel(command.logLevel);
+        if (command.check) {
+          await Deno.stdout.write(encoder.encode(await checkConfig(command) + "\n"));
+          return 0;
+        }
         scrubSecrets();
         const handle = await startServe(command);
         await handle.done;
@@ -46,7 +50,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
 
 /** The environment, read only where permission was granted, without prompting. */
 const ENV: EnvAccess = {
-  get: (name) => granted({ name: "env", variable: name }) ? Deno.env.get(name) : undefined,
+  get: readEnv,
   readable: (name) => granted({ name: "env", variable: name }),
 };
 

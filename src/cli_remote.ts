@@ -241,7 +241,7 @@ export function parseRemote(
 }
 
 /** The OAuth flags, checked for combinations that cannot work. */
-function parseOAuth(values: FlagValues, env: EnvAccess, callbackHost: string): OAuthSpec {
+export function parseOAuth(values: FlagValues, env: EnvAccess, callbackHost: string): OAuthSpec {
   const text = (name: string) => {
     const value = str(values[name]);
     if (value !== undefined && value.trim() === "") {
@@ -336,7 +336,7 @@ export function parseToolFilter(values: FlagValues): FilterRules {
   };
 }
 
-/** Names of remote flags present in `values` (they need a URL upstream). */
+/** Names of remote flags present in `values` (they need a URL upstream or a config). */
 export function remoteFlagsGiven(values: FlagValues): string[] {
   return [...REMOTE_FLAGS, ...OAUTH_FLAGS].filter((flag) => values[flag.name] !== undefined)
     .map((flag) => `--${flag.name}`);

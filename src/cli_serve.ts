@@ -23,6 +23,8 @@ import {
 import {
   FILTER_FLAGS,
   OAUTH_FLAGS,
+  type OAuthSpec,
+  parseOAuth,
   parseRemote,
   parseToolFilter,
   REMOTE_FLAGS,
@@ -40,6 +42,18 @@ export interface ServeOptions extends CommonOptions {
   command?: { command: string; args: string[] };
   /** A remote server to expose instead of a command. */
   remote?: RemoteSpec;
+  /** --config: a gateway of many servers, from this path or URL. */
+  config?: string;
+  /** --check: validate the config and exit. */
+  check: boolean;
+  /** --watch: reload the config file when it changes. */
+  watch: boolean;
+  /** --port/--host given on the command line (they win over the config's). */
+  explicit: { host: boolean; port: boolean };
+  /** --allow-http with --config: plain-HTTP config URLs and remote servers. */
+  allowHttpConfig: boolean;
+  /** OAuth settings for remote servers of a config. */
+  oauthDefaults?: OAuthSpec;
   cwd?: string;
   env: Record<string, string>;
   tools: FilterRules;
@@ -112,6 +126,14 @@ export const SERVE_FLAGS: FlagSpec[] = [
     arg: "<duration>",
     help: "wait this long after SIGTERM before SIGKILL of a server process (default 3s)",
   },
+  {
+    name: "config",
+    type: "string",
+    arg: "<file or url>",
+    help: "serve every server of an mcpServers config, each on /<name>/mcp, merged on /mcp",
+  },
+  { name: "check", type: "boolean", help: "with --config: validate it and exit" },
+  { name: "watch", type: "boolean", help: "with --config: reload it when the file changes" },
   ...FILTER_FLAGS,
   ...REMOTE_FLAGS,
   ...OAUTH_FLAGS,
@@ -120,14 +142,22 @@ export const SERVE_FLAGS: FlagSpec[] = [
 
 const ENV_API_KEY = "MCP_PROXY_API_KEY";
 
+/** Remote flags that also mean something with --config (plain HTTP, OAuth defaults). */
+const CONFIG_FLAGS = new Set([
+  "--allow-http",
+  ...OAUTH_FLAGS.map((flag) => `--${flag.name}`),
+]);
+
 const SERVE_USAGE = `Usage: mcp-proxy serve [flags] [-- <command> [args...]]
        mcp-proxy serve [flags] <url>
+       mcp-proxy serve [flags] --config <file or url> [--check] [--watch]
 
 Spawns <command> as a stdio MCP server (one process per session, never through a shell), or
 connects to the MCP server at <url> (one remote session per client session), and serves it
 over Streamable HTTP at /mcp and legacy SSE at /sse + /message, with /health. Without either,
 serves the built-in demo server. Flags go before the command; everything from the command on
-(or after --) is passed to it untouched.
+(or after --) is passed to it untouched. With --config, every server of an mcpServers file is
+served on /<name>/mcp and /<name>/sse, and all of them merged on /mcp.
 
 Examples:
   mcp-proxy serve --port 8080 -- npx -y @modelcontextprotocol/server-everything
@@ -148,9 +178,26 @@ export function parseServe(args: readonly string[], env: EnvAccess): ServeOption
   const flags = after ? [...split.flags, ...after.flags] : split.flags;
   const values = parseFlags(flags, SERVE_FLAGS, "serve");
   if (values.help) return { mode: "help", text: usageFor(SERVE_USAGE, SERVE_FLAGS) };
-  const remoteOnly = remoteFlagsGiven(values);
+  const config = str(values.config);
+  if (config !== undefined && command !== undefined) {
+    throw new UsageError(
+      `serve takes --config or an upstream, not both (got also "${command}")`,
+    );
+  }
+  for (const flag of ["check", "watch"] as const) {
+    if (values[flag] && config === undefined) throw new UsageError(`--${flag} needs --config`);
+  }
+  const remoteOnly = remoteFlagsGiven(values).filter((flag) =>
+    config === undefined || !CONFIG_FLAGS.has(flag)
+  );
   if (!isUrl && remoteOnly.length > 0) {
     throw new UsageError(`${remoteOnly[0]} only applies when serve's upstream is a URL`);
+  }
+  if (config !== undefined) {
+    const local = ["cwd", "env", "allow-tool", "ignore-tool"].find((f) => values[f] !== undefined);
+    if (local) {
+      throw new UsageError(`--${local} does not apply with --config; set it per server there`);
+    }
   }
   for (const flag of ["cwd", "env"] as const) {
     if (isUrl && values[flag] !== undefined) {
@@ -163,10 +210,17 @@ export function parseServe(args: readonly string[], env: EnvAccess): ServeOption
   }
   const cwd = str(values.cwd);
   if (cwd !== undefined && cwd === "") throw new UsageError("--cwd must not be empty");
+  const listenHost = host(str(values.host) ?? "127.0.0.1");
   return {
     mode: "serve",
     logLevel: logLevel(values),
-    host: host(str(values.host) ?? "127.0.0.1"),
+    config: config === undefined ? undefined : nonEmpty("--config", config),
+    check: values.check === true,
+    watch: values.watch === true,
+    explicit: { host: values.host !== undefined, port: values.port !== undefined },
+    allowHttpConfig: values["allow-http"] === true,
+    oauthDefaults: config === undefined ? undefined : parseOAuth(values, env, "127.0.0.1"),
+    host: listenHost,
     port: port(str(values.port) ?? "8080"),
     command: command === undefined || isUrl ? undefined : { command, args: commandArgs },
     remote: isUrl ? parseRemote(command, values, env, "127.0.0.1") : undefined,

@@ -62,3 +62,8 @@ function describe(descriptor: Deno.PermissionDescriptor): [string, string | unde
       return [`--allow-${descriptor.name}`, undefined];
   }
 }
+
+/** An environment variable, where --allow-env lets us read it (never prompts); else undefined. */
+export function readEnv(name: string): string | undefined {
+  return granted({ name: "env", variable: name }) ? Deno.env.get(name) : undefined;
+}

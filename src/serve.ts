@@ -9,11 +9,13 @@ import { SessionRegistry } from "./downstream/sessions.ts";
 import { remoteUpstream } from "./connect.ts";
 import { NameFilter } from "./filter.ts";
 import { addSecret, log } from "./log.ts";
-import { granted, requirePermission } from "./permissions.ts";
+import { granted, readEnv, requirePermission } from "./permissions.ts";
 import { ChildTransport, killAllChildren, type UpstreamTransport } from "./upstream/child.ts";
 import { demoUpstream } from "./upstream/demo.ts";
 import { shownUrl } from "./upstream/remote_probe.ts";
 import { VERSION } from "./version.ts";
+import { Gateway } from "./gateway/gateway.ts";
+import { loadConfig } from "./gateway/config.ts";
 
 export interface ServeHandle {
   readonly url: string;
@@ -25,6 +27,7 @@ export interface ServeHandle {
 /** Starts serving; resolves once listening. Throws ProxyError when it cannot listen. */
 export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   if (options.apiKey) addSecret(options.apiKey);
+  if (options.config !== undefined) return await startGateway(options, options.config);
   const { command } = options;
   if (command) {
     requirePermission(
@@ -95,16 +98,34 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     endpoint.warm().catch((error) => log.error(`cannot start the shared server: ${error}`));
   }
 
+  return handleSignals(server.url, () => server.shutdown());
+}
+
+/**
+ * SIGINT/SIGTERM stop (a second one kills every child at once); SIGHUP calls `reload` where
+ * there is one (not on Windows).
+ */
+function handleSignals(
+  url: string,
+  shutdown: () => Promise<void>,
+  reload?: () => void,
+): ServeHandle {
   let resolveDone!: () => void;
   const done = new Promise<void>((resolve) => (resolveDone = resolve));
   const signals: Deno.Signal[] = Deno.build.os === "windows"
     ? ["SIGINT", "SIGBREAK"]
     : ["SIGINT", "SIGTERM"];
+  const onHangup = () => {
+    log.info("SIGHUP: reloading the config");
+    reload?.();
+  };
+  if (reload && Deno.build.os !== "windows") Deno.addSignalListener("SIGHUP", onHangup);
   let stopping = false;
   const stop = async () => {
     stopping = true;
-    await server.shutdown();
+    await shutdown();
     for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+    if (reload && Deno.build.os !== "windows") Deno.removeSignalListener("SIGHUP", onHangup);
     resolveDone();
   };
   const onSignal = () => {
@@ -118,5 +139,27 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     void stop();
   };
   for (const signal of signals) Deno.addSignalListener(signal, onSignal);
-  return { url: server.url, done, stop };
+  return { url, done, stop };
+}
+
+/** --config --check: loads and validates; a summary line, or a ConfigError listing problems. */
+export async function checkConfig(options: ServeOptions): Promise<string> {
+  const config = await loadConfig(options.config!, {
+    env: readEnv,
+    allowHttp: options.allowHttpConfig,
+  });
+  const names = config.servers.map((server) => server.name).join(", ");
+  return `${options.config}: valid, ${config.servers.length} server(s): ${names}`;
+}
+
+async function startGateway(options: ServeOptions, location: string): Promise<ServeHandle> {
+  const config = await loadConfig(location, { env: readEnv, allowHttp: options.allowHttpConfig });
+  const serve: ServeOptions = {
+    ...options,
+    host: options.explicit.host ? options.host : config.host ?? options.host,
+    port: options.explicit.port ? options.port : config.port ?? options.port,
+  };
+  const gateway = new Gateway({ serve, location, config, watch: options.watch, env: readEnv });
+  const url = await gateway.start();
+  return handleSignals(url, () => gateway.stop(), () => void gateway.reload());
 }

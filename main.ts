@@ -1,10 +1,10 @@
 // Entry point: runCli(Deno.args) -> exit code. The only place that calls Deno.exit.
 
-import { type EnvAccess, parseCli } from "./src/cli.ts";
+import { type EnvAccess, parseCli, type ServeOptions } from "./src/cli.ts";
 import { runConnect } from "./src/connect.ts";
 import { exitCodeFor, formatError, permissionError, UsageError } from "./src/errors.ts";
 import { log, setLogLevel } from "./src/log.ts";
-import { granted, readEnv, SECRET_ENV_VARS } from "./src/permissions.ts";
+import { granted, readEnv, revokeUnused, SECRET_ENV_VARS } from "./src/permissions.ts";
 import { checkConfig, startServe } from "./src/serve.ts";
 import { VERSION } from "./src/version.ts";
 
@@ -28,6 +28,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
           return 0;
         }
         scrubSecrets();
+        revoke(serveNeeds(command));
         const handle = await startServe(command);
         await handle.done;
         return 0;
@@ -35,6 +36,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
       case "connect":
         setLogLevel(command.logLevel);
         scrubSecrets();
+        revoke(new Set(command.remote.oauth ? ["read", "write", "run"] as const : []));
         return await runConnect(command);
     }
   } catch (error) {
@@ -53,6 +55,20 @@ const ENV: EnvAccess = {
   get: readEnv,
   readable: (name) => granted({ name: "env", variable: name }),
 };
+
+/** What a serve command line uses beyond net and env. */
+function serveNeeds(options: ServeOptions): Set<"read" | "write" | "run"> {
+  if (options.config !== undefined) return new Set(["read", "write", "run"]);
+  if (options.remote) return new Set(options.remote.oauth ? ["read", "write", "run"] : []);
+  return new Set(options.command ? ["run"] : []);
+}
+
+function revoke(needs: Set<"read" | "write" | "run">): void {
+  const revoked = revokeUnused(needs);
+  if (revoked.length > 0) {
+    log.debug(`revoked the permissions this run does not use: ${revoked.join(", ")}`);
+  }
+}
 
 /**
  * Removes secret fallbacks (already read) from our environment, so the servers we spawn do not

@@ -67,3 +67,22 @@ function describe(descriptor: Deno.PermissionDescriptor): [string, string | unde
 export function readEnv(name: string): string | undefined {
   return granted({ name: "env", variable: name }) ? Deno.env.get(name) : undefined;
 }
+
+/** Permissions a mode only sometimes needs; the rest (net, env) every mode keeps. */
+const OPTIONAL = ["read", "write", "run"] as const;
+type Optional = typeof OPTIONAL[number];
+
+/**
+ * Revokes what this run will not use (a command-line decision made once, after parsing), so a
+ * compromised dependency cannot use it either: `needs` is what the chosen mode and options use.
+ * Returns what was revoked.
+ */
+export function revokeUnused(needs: ReadonlySet<Optional>): Optional[] {
+  const revoked: Optional[] = [];
+  for (const name of OPTIONAL) {
+    if (needs.has(name) || Deno.permissions.querySync({ name }).state === "denied") continue;
+    Deno.permissions.revokeSync({ name });
+    revoked.push(name);
+  }
+  return revoked;
+}

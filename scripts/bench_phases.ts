@@ -1,0 +1,262 @@
+// One measured run of one target for scripts/bench.ts: cold start, sequential echo latency, CPU
+// per call, throughput at several concurrencies, 1 MiB each way, many concurrent sessions, peak
+// RSS (the proxy's VmHWM and its sampled process tree) and children left after sessions close.
+
+import type { Client } from "../tests/support/sdk.ts";
+import { cpuMs, descendants, peakRssMb, TreeSampler } from "./bench_proc.ts";
+import type { Running, Session, Target } from "./bench_targets.ts";
+
+/** Every figure, in table order; `null` when it failed or does not apply (see notes). */
+export const METRICS = [
+  "coldStartMs",
+  "echoP50Ms",
+  "echoP99Ms",
+  "callsPerSecC1",
+  "callsPerSecC16",
+  "callsPerSecC64",
+  "result1MiBMs",
+  "request1MiBMs",
+  "sessionsMs",
+  "cpuPerCallMs",
+  "proxyPeakRssMb",
+  "treePeakRssMb",
+  "childrenAfterClose",
+] as const;
+export type Metric = typeof METRICS[number];
+export type Figures = Record<Metric, number | null>;
+
+export interface Counts {
+  warmup: number;
+  echo: number;
+  /** Calls per throughput level, by concurrency. */
+  throughput: { 1: number; 16: number; 64: number };
+  /** Repetitions of each 1 MiB call (the median counts). */
+  large: number;
+  sessions: number;
+  sessionCalls: number;
+}
+
+export interface RunResult {
+  figures: Figures;
+  /** Why a figure is null: "n/a" or the error. */
+  notes: Partial<Record<Metric, string>>;
+  wallMs: number;
+  /** For finding where the cost is: the proxy's CPU ms spent in each phase, and its VmHWM
+   * (MB) at the end of each phase. */
+  phases: Record<string, { cpuMs?: number; peakRssMb?: number }>;
+}
+
+const CALL_TIMEOUT_MS = 30_000;
+const MIB = 1024 * 1024;
+const CHILDREN_SETTLE_MS = 3_000;
+
+async function call(client: Client, name: string, args: Record<string, unknown>): Promise<string> {
+  const result = await client.callTool({ name, arguments: args }, undefined, {
+    timeout: CALL_TIMEOUT_MS,
+  });
+  const first = (result.content as Array<{ type: string; text?: string }> | undefined)?.[0];
+  if (result.isError || first?.type !== "text" || first.text === undefined) {
+    throw new Error(`${name} failed: ${JSON.stringify(result).slice(0, 200)}`);
+  }
+  return first.text;
+}
+
+async function echo(client: Client, text = "hello"): Promise<void> {
+  const answer = await call(client, "echo", { text });
+  if (answer !== text) throw new Error(`echo answered ${answer.slice(0, 40)}`);
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * p) - 1)]!;
+}
+
+function median(values: number[]): number {
+  return percentile([...values].sort((a, b) => a - b), 0.5);
+}
+
+function describe(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  const line = text.split("\n")[0]!.slice(0, 160);
+  return /\b413\b|too large/i.test(text) ? `refused (body limit): ${line}` : line;
+}
+
+/** Runs every phase against `target`; a failed phase leaves its figures null with a note. */
+export async function measureTarget(
+  target: Target,
+  counts: Counts,
+  remoteUrl: string | undefined,
+): Promise<RunResult> {
+  const started = performance.now();
+  const figures = Object.fromEntries(METRICS.map((m) => [m, null])) as Figures;
+  const notes: Partial<Record<Metric, string>> = {};
+  const fail = (metrics: Metric[], error: unknown) => {
+    for (const metric of metrics) notes[metric] = describe(error);
+  };
+  const phases: RunResult["phases"] = {};
+  let lastCpu: number | undefined;
+  /** Notes the proxy's CPU time since the previous phase ended, and its peak RSS so far. */
+  const phaseEnd = async (name: string) => {
+    const id = running.pid();
+    if (id === undefined) return;
+    const [cpu, rss] = await Promise.all([cpuMs(id), peakRssMb(id)]);
+    phases[name] = {
+      ...(cpu !== undefined ? { cpuMs: cpu - (lastCpu ?? 0) } : {}),
+      ...(rss !== undefined ? { peakRssMb: rss } : {}),
+    };
+    lastCpu = cpu;
+  };
+
+  // Cold start: spawn to the first successful initialize + tools/list.
+  let running: Running;
+  let main: Session;
+  try {
+    running = await target.start(remoteUrl);
+    try {
+      main = await running.open();
+      const { tools } = await main.client.listTools(undefined, { timeout: CALL_TIMEOUT_MS });
+      if (!tools.some((tool) => tool.name === "echo")) throw new Error("no echo tool listed");
+    } catch (error) {
+      const output = running.output();
+      await running.stop();
+      throw new Error(`${describe(error)}${output ? `\n${output}` : ""}`);
+    }
+    figures.coldStartMs = performance.now() - started;
+  } catch (error) {
+    fail([...METRICS], error);
+    return { figures, notes, wallMs: performance.now() - started, phases };
+  }
+  const pid = running.pid();
+  const sampler = pid === undefined ? undefined : new TreeSampler(pid);
+  await phaseEnd("coldStart");
+
+  try {
+    for (let i = 0; i < counts.warmup; i++) await echo(main.client);
+    await phaseEnd("warmup");
+    const before = lastCpu;
+    const times: number[] = [];
+    for (let i = 0; i < counts.echo; i++) {
+      const t0 = performance.now();
+      await echo(main.client);
+      times.push(performance.now() - t0);
+    }
+    await phaseEnd("echo");
+    const after = lastCpu;
+    times.sort((a, b) => a - b);
+    figures.echoP50Ms = percentile(times, 0.5);
+    figures.echoP99Ms = percentile(times, 0.99);
+    if (before !== undefined && after !== undefined) {
+      figures.cpuPerCallMs = (after - before) / counts.echo;
+    } else notes.cpuPerCallMs = "n/a";
+  } catch (error) {
+    fail(["echoP50Ms", "echoP99Ms", "cpuPerCallMs"], error);
+  }
+
+  sampler?.start();
+  for (const concurrency of [1, 16, 64] as const) {
+    const metric = `callsPerSecC${concurrency}` as const;
+    try {
+      figures[metric] = await throughput(main.client, concurrency, counts.throughput[concurrency]);
+    } catch (error) {
+      fail([metric], error);
+    }
+    await phaseEnd(`throughputC${concurrency}`);
+  }
+
+  try {
+    figures.result1MiBMs = await timed(counts.large, async () => {
+      const text = await call(main.client, "payload", { kb: 1024 });
+      if (text.length !== MIB) throw new Error(`payload answered ${text.length} characters`);
+    });
+  } catch (error) {
+    fail(["result1MiBMs"], error);
+  }
+  await phaseEnd("result1MiB");
+  try {
+    const big = "x".repeat(MIB);
+    figures.request1MiBMs = await timed(counts.large, async () => {
+      const size = await call(main.client, "size", { text: big });
+      if (size !== String(MIB)) throw new Error(`size answered ${size}`);
+    });
+  } catch (error) {
+    fail(["request1MiBMs"], error);
+  }
+  await phaseEnd("request1MiB");
+
+  if (target.multiSession) {
+    try {
+      figures.sessionsMs = await manySessions(running, counts.sessions, counts.sessionCalls);
+    } catch (error) {
+      fail(["sessionsMs"], error);
+    }
+    await phaseEnd("sessions");
+  } else notes.sessionsMs = "n/a";
+
+  await sampler?.sample();
+  sampler?.pause();
+  figures.proxyPeakRssMb = pid === undefined ? null : await peakRssMb(pid) ?? null;
+  if (figures.proxyPeakRssMb === null) notes.proxyPeakRssMb = "n/a";
+  const tree = sampler?.peakMb;
+  figures.treePeakRssMb = tree === undefined ? null : Math.max(tree, figures.proxyPeakRssMb ?? 0);
+  if (figures.treePeakRssMb === null) notes.treePeakRssMb = "n/a";
+
+  await main.close();
+  if (target.spawnsChildren && pid !== undefined) {
+    figures.childrenAfterClose = await settledChildren(pid);
+    if (figures.childrenAfterClose === null) notes.childrenAfterClose = "n/a";
+  } else notes.childrenAfterClose = "n/a";
+  await running.stop();
+  return { figures, notes, wallMs: performance.now() - started, phases };
+}
+
+/** Calls/s for `total` echo calls with `concurrency` in flight on one session. */
+async function throughput(client: Client, concurrency: number, total: number): Promise<number> {
+  let issued = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (issued < total) {
+      issued++;
+      await echo(client, "x");
+    }
+  }));
+  return total / ((performance.now() - t0) / 1000);
+}
+
+/** Median ms of `repeat` runs of `fn`. */
+async function timed(repeat: number, fn: () => Promise<void>): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < repeat; i++) {
+    const t0 = performance.now();
+    await fn();
+    times.push(performance.now() - t0);
+  }
+  return median(times);
+}
+
+/** Wall ms for `count` concurrent sessions each doing initialize + `calls` echo calls. */
+async function manySessions(running: Running, count: number, calls: number): Promise<number> {
+  const t0 = performance.now();
+  const opened: Session[] = [];
+  const results = await Promise.allSettled(Array.from({ length: count }, async () => {
+    const session = await running.open();
+    opened.push(session);
+    for (let i = 0; i < calls; i++) await echo(session.client);
+  }));
+  const elapsed = performance.now() - t0;
+  await Promise.all(opened.map((session) => session.close()));
+  const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed.length > 0) {
+    throw new Error(`${failed.length} of ${count} sessions failed: ${describe(failed[0]!.reason)}`);
+  }
+  return elapsed;
+}
+
+/** Descendants of `pid` once they stop going away (at most CHILDREN_SETTLE_MS after closing). */
+async function settledChildren(pid: number): Promise<number | null> {
+  const deadline = performance.now() + CHILDREN_SETTLE_MS;
+  for (;;) {
+    const count = await descendants(pid);
+    if (count === undefined) return null;
+    if (count === 0 || performance.now() > deadline) return count;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

@@ -1,0 +1,148 @@
+// Process figures for scripts/bench.ts on Linux: CPU time, peak RSS, the process tree and the
+// machine. Deno reads /proc only under --allow-all, so every read goes through `cat` or `ps`
+// (--allow-run). Elsewhere each function answers undefined and the table says "n/a".
+
+const LINUX = Deno.build.os === "linux";
+const decoder = new TextDecoder();
+
+/** Runs a small command to completion; its stdout, or undefined when it fails. */
+export async function commandText(command: string, args: string[]): Promise<string | undefined> {
+  try {
+    const output = await new Deno.Command(command, {
+      args,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    return output.success ? decoder.decode(output.stdout) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+let clockTicks: Promise<number> | undefined;
+
+/** Clock ticks per second (the unit of /proc/<pid>/stat times). */
+function ticksPerSecond(): Promise<number> {
+  clockTicks ??= commandText("getconf", ["CLK_TCK"]).then((text) => Number(text?.trim()) || 100);
+  return clockTicks;
+}
+
+/** User + system CPU time of `pid` so far, in ms. */
+export async function cpuMs(pid: number): Promise<number | undefined> {
+  if (!LINUX) return undefined;
+  const stat = await commandText("cat", [`/proc/${pid}/stat`]);
+  if (stat === undefined) return undefined;
+  // Fields after the command name (which may hold spaces) start at field 3; utime and stime are
+  // fields 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return Number.isFinite(ticks) ? ticks * 1000 / await ticksPerSecond() : undefined;
+}
+
+/** Peak resident set size of `pid` over its life (VmHWM), in MB. */
+export async function peakRssMb(pid: number): Promise<number | undefined> {
+  if (!LINUX) return undefined;
+  const status = await commandText("cat", [`/proc/${pid}/status`]);
+  const match = status === undefined ? null : /^VmHWM:\s+(\d+) kB/m.exec(status);
+  return match ? Number(match[1]) / 1024 : undefined;
+}
+
+interface ProcessRow {
+  pid: number;
+  ppid: number;
+  rssKb: number;
+}
+
+async function processTable(): Promise<ProcessRow[] | undefined> {
+  if (!LINUX) return undefined;
+  const text = await commandText("ps", ["-e", "-o", "pid=,ppid=,rss="]);
+  if (text === undefined) return undefined;
+  return text.trim().split("\n").map((line) => {
+    const [pid, ppid, rss] = line.trim().split(/\s+/).map(Number);
+    return { pid: pid!, ppid: ppid!, rssKb: rss! };
+  });
+}
+
+/** `pid` and all its descendants. */
+function treeOf(rows: ProcessRow[], pid: number): ProcessRow[] {
+  const tree = rows.filter((row) => row.pid === pid);
+  for (let i = 0; i < tree.length; i++) {
+    for (const row of rows) if (row.ppid === tree[i]!.pid) tree.push(row);
+  }
+  return tree;
+}
+
+/** How many descendants `pid` has now (children, grandchildren...). */
+export async function descendants(pid: number): Promise<number | undefined> {
+  const rows = await processTable();
+  return rows === undefined ? undefined : Math.max(0, treeOf(rows, pid).length - 1);
+}
+
+/** Samples the RSS sum of `pid`'s process tree every `everyMs` until stopped; keeps the peak. */
+export class TreeSampler {
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #busy = false;
+  #peakKb = 0;
+  #sampled = false;
+
+  constructor(private readonly pid: number, private readonly everyMs = 200) {}
+
+  start(): void {
+    if (!LINUX || this.#timer !== undefined) return;
+    void this.sample();
+    this.#timer = setInterval(() => void this.sample(), this.everyMs);
+  }
+
+  /** Takes one sample now (also while stopped). */
+  async sample(): Promise<void> {
+    if (this.#busy) return;
+    this.#busy = true;
+    try {
+      const rows = await processTable();
+      if (rows === undefined) return;
+      const kb = treeOf(rows, this.pid).reduce((sum, row) => sum + row.rssKb, 0);
+      this.#peakKb = Math.max(this.#peakKb, kb);
+      this.#sampled = true;
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  pause(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** The highest sum seen, in MB. */
+  get peakMb(): number | undefined {
+    return this.#sampled ? this.#peakKb / 1024 : undefined;
+  }
+}
+
+/** What the README's Performance section says about the machine. */
+export interface Machine {
+  cores: number;
+  cpu: string;
+  memoryGb: number | undefined;
+  os: string;
+  kernel: string;
+  deno: string;
+  node: string | undefined;
+}
+
+export async function describeMachine(): Promise<Machine> {
+  const cpuinfo = LINUX ? await commandText("cat", ["/proc/cpuinfo"]) : undefined;
+  const meminfo = LINUX ? await commandText("cat", ["/proc/meminfo"]) : undefined;
+  const release = LINUX ? await commandText("cat", ["/etc/os-release"]) : undefined;
+  const memKb = meminfo === undefined ? undefined : /^MemTotal:\s+(\d+)/m.exec(meminfo)?.[1];
+  return {
+    cores: navigator.hardwareConcurrency,
+    cpu: cpuinfo === undefined ? "unknown" : /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? "",
+    memoryGb: memKb === undefined ? undefined : Math.round(Number(memKb) / 1024 / 1024 * 10) / 10,
+    os: /^PRETTY_NAME="?([^"\n]+)"?/m.exec(release ?? "")?.[1] ?? Deno.build.os,
+    kernel: (await commandText("uname", ["-sr"]))?.trim() ?? Deno.build.os,
+    deno: Deno.version.deno,
+    node: (await commandText("node", ["--version"]))?.trim(),
+  };
+}

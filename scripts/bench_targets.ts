@@ -1,0 +1,282 @@
+// What scripts/bench.ts measures: the native bench server (the baseline) and our proxy in each
+// mode, under exactly runFlags() (never -A); the npm peers are in bench_peers.ts. Each target
+// knows how to start, how a client opens a session on it, and how to stop it. Loopback only.
+
+import { fileURLToPath } from "node:url";
+import { pumpLines } from "../src/lines.ts";
+import { runFlags } from "../src/permissions.ts";
+import { fixturePath, MAIN } from "../tests/support/cli.ts";
+import { connectHttp, connectSse, endSession } from "../tests/support/client.ts";
+import { Client, StdioClientTransport } from "../tests/support/sdk.ts";
+
+export type Direction =
+  | "baseline"
+  | "stdio, no proxy"
+  | "serve /mcp"
+  | "serve /sse"
+  | "serve <url>"
+  | "connect";
+
+/** One client session on a target. */
+export interface Session {
+  client: Client;
+  close(): Promise<void>;
+}
+
+/** A started target. */
+export interface Running {
+  /** The process whose CPU and RSS count as the proxy's (known once the first session opens). */
+  pid(): number | undefined;
+  /** Opens a new client session (initialize + initialized). */
+  open(): Promise<Session>;
+  /** Recent output, for error messages. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export interface Target {
+  /** Stable key, e.g. "ours/serve-mcp". */
+  id: string;
+  /** Who: "native", "mcp-proxy (ours)", "supergateway 4.0.0". */
+  implementation: string;
+  direction: Direction;
+  /** Needs the native server running as its remote upstream. */
+  remote: boolean;
+  /** Spawns stdio children, so children left after sessions close are counted. */
+  spawnsChildren: boolean;
+  /** Serves many client sessions (false for stdio-facing targets: one client each). */
+  multiSession: boolean;
+  /** Starts it (for stdio-facing targets the process starts with the first session). */
+  start(remoteUrl: string | undefined): Promise<Running>;
+}
+
+const ROOT_DIR = fileURLToPath(new URL("../", import.meta.url));
+const BENCH_SERVER = fixturePath("bench_server.ts");
+/** The stdio server every proxy spawns: our benchmark fixture, with no permissions. */
+export const STDIO_SERVER = [Deno.execPath(), "run", "--no-prompt", "--quiet", BENCH_SERVER];
+
+const CONNECT_TIMEOUT_MS = 30_000;
+
+/** A process we started, with its output kept (the last lines) and a readiness pattern. */
+class Spawned {
+  readonly process: Deno.ChildProcess;
+  readonly #lines: string[] = [];
+  #waiter: { pattern: RegExp; resolve: (m: RegExpMatchArray) => void } | undefined;
+
+  constructor(command: string, args: string[], env?: Record<string, string>) {
+    this.process = new Deno.Command(command, {
+      args,
+      env,
+      cwd: ROOT_DIR,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    for (const stream of [this.process.stdout, this.process.stderr]) {
+      void pumpLines(stream, (line) => this.#line(line)).catch(() => {});
+    }
+  }
+
+  #line(line: string): void {
+    this.#lines.push(line);
+    if (this.#lines.length > 50) this.#lines.shift();
+    const match = this.#waiter && line.match(this.#waiter.pattern);
+    if (match) {
+      this.#waiter!.resolve(match);
+      this.#waiter = undefined;
+    }
+  }
+
+  output(): string {
+    return this.#lines.join("\n");
+  }
+
+  /** The first line (stdout or stderr) matching `pattern`; rejects on exit or timeout. */
+  waitFor(pattern: RegExp): Promise<RegExpMatchArray> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`no line matched ${pattern}:\n${this.output()}`)),
+        CONNECT_TIMEOUT_MS,
+      );
+      this.#waiter = {
+        pattern,
+        resolve: (match) => {
+          clearTimeout(timer);
+          resolve(match);
+        },
+      };
+      this.process.status.then(() => {
+        clearTimeout(timer);
+        reject(new Error(`exited before it was ready:\n${this.output()}`));
+      });
+    });
+  }
+
+  async stop(): Promise<void> {
+    try {
+      this.process.kill("SIGTERM");
+    } catch {
+      // Already gone.
+    }
+    const timer = setTimeout(() => {
+      try {
+        this.process.kill("SIGKILL");
+      } catch {
+        // Gone.
+      }
+    }, 5_000);
+    await this.process.status;
+    clearTimeout(timer);
+  }
+}
+
+/** Opens a session over Streamable HTTP or legacy SSE. */
+async function openHttp(url: URL, kind: "http" | "sse"): Promise<Session> {
+  if (kind === "sse") {
+    const client = await connectSse(url);
+    return { client, close: () => client.close().catch(() => {}) };
+  }
+  const client = await connectHttp(url);
+  return { client, close: () => endSession(client).catch(() => {}) };
+}
+
+/** A target served over HTTP by a process that prints a line from which its URL follows. */
+export async function startHttp(
+  command: string[],
+  ready: RegExp,
+  urlOf: (match: RegExpMatchArray) => URL,
+  kind: "http" | "sse",
+  env?: Record<string, string>,
+): Promise<Running> {
+  const spawned = new Spawned(command[0]!, command.slice(1), env);
+  let url: URL;
+  try {
+    url = urlOf(await spawned.waitFor(ready));
+  } catch (error) {
+    await spawned.stop();
+    throw error;
+  }
+  return {
+    pid: () => spawned.process.pid,
+    open: () => openHttp(url, kind),
+    output: () => spawned.output(),
+    stop: () => spawned.stop(),
+  };
+}
+
+/** A stdio-facing target: the client spawns it as its stdio server, once. */
+export function startStdio(command: string[], env?: Record<string, string>): Running {
+  const lines: string[] = [];
+  let transport: StdioClientTransport | undefined;
+  let client: Client | undefined;
+  return {
+    pid: () => transport?.pid ?? undefined,
+    open: async () => {
+      if (transport) throw new Error("a stdio target has one session");
+      transport = new StdioClientTransport({
+        command: command[0]!,
+        args: command.slice(1),
+        env,
+        cwd: ROOT_DIR,
+        stderr: "pipe",
+      });
+      transport.stderr?.on("data", (chunk: Uint8Array | string) => {
+        lines.push(...String(chunk).split("\n").filter((line) => line.length > 0));
+        if (lines.length > 50) lines.splice(0, lines.length - 50);
+      });
+      const opened = new Client({ name: "mcp-proxy-bench", version: "1.0.0" }, {
+        capabilities: {},
+      });
+      await opened.connect(transport, { timeout: CONNECT_TIMEOUT_MS });
+      client = opened;
+      return { client: opened, close: () => opened.close().catch(() => {}) };
+    },
+    output: () => lines.join("\n"),
+    stop: async () => {
+      await client?.close().catch(() => {});
+    },
+  };
+}
+
+const OUR_CLI = [Deno.execPath(), "run", "--quiet", ...runFlags(), MAIN];
+const OUR_READY = /Streamable HTTP: (http:\/\/\S+)\/mcp/;
+const OURS = "mcp-proxy (ours)";
+
+/** The native server and our proxy in every mode. */
+export function ourTargets(): Target[] {
+  const serve = (path: "mcp" | "sse"): Target => ({
+    id: `ours/serve-${path}`,
+    implementation: OURS,
+    direction: path === "mcp" ? "serve /mcp" : "serve /sse",
+    remote: false,
+    spawnsChildren: true,
+    multiSession: true,
+    start: () =>
+      startHttp(
+        [...OUR_CLI, "serve", "--port", "0", "--", ...STDIO_SERVER],
+        OUR_READY,
+        (m) => new URL(`${m[1]}/${path}`),
+        path === "mcp" ? "http" : "sse",
+      ),
+  });
+  return [
+    {
+      id: "native",
+      implementation: "native (no proxy)",
+      direction: "baseline",
+      remote: false,
+      spawnsChildren: false,
+      multiSession: true,
+      start: () => startNative(),
+    },
+    {
+      // Not a baseline for ratios: it shows what the stdio server and the SDK's stdio client
+      // cost by themselves, the share of serve's and connect's figures that is not the proxy's.
+      id: "native-stdio",
+      implementation: "bench server over stdio",
+      direction: "stdio, no proxy",
+      remote: false,
+      spawnsChildren: false,
+      multiSession: false,
+      start: () => Promise.resolve(startStdio(STDIO_SERVER)),
+    },
+    serve("mcp"),
+    serve("sse"),
+    {
+      id: "ours/serve-url",
+      implementation: OURS,
+      direction: "serve <url>",
+      remote: true,
+      spawnsChildren: false,
+      multiSession: true,
+      start: (remote) =>
+        startHttp(
+          [...OUR_CLI, "serve", "--port", "0", remote!],
+          OUR_READY,
+          (m) => new URL(`${m[1]}/mcp`),
+          "http",
+        ),
+    },
+    {
+      id: "ours/connect",
+      implementation: OURS,
+      direction: "connect",
+      remote: true,
+      spawnsChildren: false,
+      multiSession: false,
+      start: (remote) => Promise.resolve(startStdio([...OUR_CLI, "connect", remote!])),
+    },
+  ];
+}
+
+/** The native bench server over Streamable HTTP: the baseline, and the remote upstream. */
+export function startNative(): Promise<Running & { url?: URL }> {
+  const command = [Deno.execPath(), "run", "--no-prompt", "--allow-net=127.0.0.1"];
+  let url: URL | undefined;
+  return startHttp(
+    [...command, BENCH_SERVER, "--http", "0"],
+    /^listening (\S+)/,
+    (m) => (url = new URL(m[1]!)),
+    "http",
+  ).then((running) => ({ ...running, url }));
+}

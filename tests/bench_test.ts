@@ -1,0 +1,101 @@
+// The benchmark cannot silently rot: `deno task bench --quick`, run exactly as the task in
+// deno.json says, prints a table row for every mode and writes JSON with every figure.
+
+import assert from "node:assert/strict";
+import { ROOT } from "./support/cli.ts";
+import { METRICS } from "../scripts/bench_phases.ts";
+
+const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
+
+/** The bench task's command line, with this Deno in place of `deno`. */
+function benchCommand(): string[] {
+  const task: string = config.tasks.bench;
+  const [deno, ...args] = task.split(/\s+/);
+  assert.equal(deno, "deno");
+  assert.ok(!args.includes("-A") && !args.includes("--allow-all"), task);
+  return [Deno.execPath(), ...args];
+}
+
+/** Rows of `ours` expected in the table: direction and implementation. */
+const ROWS = [
+  ["baseline", "native (no proxy)"],
+  ["stdio, no proxy", "bench server over stdio"],
+  ["serve /mcp", "mcp-proxy (ours)"],
+  ["serve /sse", "mcp-proxy (ours)"],
+  ["serve <url>", "mcp-proxy (ours)"],
+  ["connect", "mcp-proxy (ours)"],
+];
+
+Deno.test("bench: --quick measures every mode and writes the JSON", async () => {
+  // The task may write only under .bench/.
+  await Deno.mkdir(`${ROOT}.bench`, { recursive: true });
+  const json = `${ROOT}.bench/test-${crypto.randomUUID()}.json`;
+  try {
+    const [exe, ...args] = benchCommand();
+    const output = await new Deno.Command(exe!, {
+      args: [...args, "--quick", "--json", json],
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stdout = new TextDecoder().decode(output.stdout);
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 0, stderr);
+
+    for (const [direction, implementation] of ROWS) {
+      const shown = /^(serve|connect)/.test(direction!) ? `\`${direction}\`` : direction;
+      const rows = stdout.split("\n").filter((line) =>
+        line.startsWith(`| ${shown} | ${implementation} |`)
+      );
+      assert.equal(rows.length, 2, `two table rows for ${direction}:\n${stdout}`);
+      for (const row of rows) assert.doesNotMatch(row, /failed/, row);
+    }
+    assert.match(stdout, /\| cold start \| echo p50 \| echo p99 \| calls\/s c=1 \|/);
+    assert.match(stdout, /\| 1 MiB result \| 1 MiB request \| \d+ sessions \| CPU per call \|/);
+
+    const report = JSON.parse(await Deno.readTextFile(json));
+    assert.equal(typeof report.machine.cores, "number");
+    assert.equal(typeof report.machine.deno, "string");
+    assert.equal(report.options.rounds, 1);
+    const ids = report.targets.map((t: { id: string }) => t.id);
+    assert.deepEqual(ids, [
+      "native",
+      "native-stdio",
+      "ours/serve-mcp",
+      "ours/serve-sse",
+      "ours/serve-url",
+      "ours/connect",
+    ]);
+    for (const target of report.targets) {
+      assert.deepEqual(Object.keys(target.median), [...METRICS], target.id);
+      assert.equal(target.rounds.length, 1);
+      for (
+        const metric of [
+          "coldStartMs",
+          "echoP50Ms",
+          "echoP99Ms",
+          "callsPerSecC1",
+          "callsPerSecC16",
+          "callsPerSecC64",
+          "result1MiBMs",
+          "request1MiBMs",
+        ]
+      ) {
+        assert.ok(target.median[metric] > 0, `${target.id} ${metric}: ${target.notes[metric]}`);
+      }
+      const multiSession = !["native-stdio", "ours/connect"].includes(target.id);
+      assert.equal(target.median.sessionsMs !== null, multiSession, target.id);
+      if (target.id !== "native") assert.ok(target.ratio.echoP50Ms > 0, target.id);
+      if (Deno.build.os !== "linux") continue;
+      assert.ok(target.median.cpuPerCallMs >= 0, target.id);
+      assert.ok(target.median.proxyPeakRssMb > 0, target.id);
+      assert.ok(target.median.treePeakRssMb >= target.median.proxyPeakRssMb, target.id);
+      if (target.id.startsWith("ours/serve-") && target.id !== "ours/serve-url") {
+        assert.equal(target.median.childrenAfterClose, 0, target.id);
+      }
+    }
+  } finally {
+    await Deno.remove(json).catch(() => {});
+  }
+});

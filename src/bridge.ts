@@ -33,6 +33,8 @@ export interface BridgeOptions {
    * error and is cancelled upstream. 0 or unset: wait as long as the upstream lives.
    */
   requestTimeoutMs?: number;
+  /** What set requestTimeoutMs, named in its error (default "--timeout"). */
+  timeoutSource?: string;
   /** While this says true (a person authorizing in a browser), timeouts wait. */
   holdClock?: () => boolean;
 }
@@ -294,8 +296,9 @@ export class Bridge {
       if (this.#pending.get(id) !== pending) return;
       if (this.#options.holdClock?.()) return this.#arm(id, pending);
       const seconds = Math.round(ms / 100) / 10;
-      log.warn(`no answer to "${pending.method}" within ${seconds}s (--timeout); gave up on it`);
-      this.#answer(id, `no answer from the MCP server within ${seconds}s (--timeout)`);
+      const source = this.#options.timeoutSource ?? "--timeout";
+      log.warn(`no answer to "${pending.method}" within ${seconds}s (${source}); gave up on it`);
+      this.#answer(id, `no answer from the MCP server within ${seconds}s (${source})`);
       // initialize must never be cancelled (the spec forbids it); anything else is.
       if (pending.method === "initialize") return;
       this.upstream.send({

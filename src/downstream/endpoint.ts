@@ -26,7 +26,7 @@ export interface EndpointOptions {
   /** Tokens accepted on this endpoint's routes, besides the global --api-key. */
   authTokens?: readonly string[];
   /** Applied to every session's bridge: the tool filter and the per-request timeout. */
-  bridge?: Pick<BridgeOptions, "filter" | "requestTimeoutMs" | "holdClock">;
+  bridge?: Pick<BridgeOptions, "filter" | "requestTimeoutMs" | "timeoutSource" | "holdClock">;
 }
 
 const SESSION_HEADER = "mcp-session-id";

@@ -2,6 +2,7 @@
 // /<name>/sse (a child or remote session per client session, as in serve), all of them merged on
 // one route, /health per server, and reloads (SIGHUP, --watch) that touch only what changed.
 
+import { basename, dirname, resolve } from "node:path";
 import type { ServeOptions } from "../cli.ts";
 import type { RemoteSpec } from "../cli_remote.ts";
 import { remoteUpstream } from "../connect.ts";
@@ -121,21 +122,21 @@ export class Gateway {
       log.warn("the merged route's settings changed; restart mcp-proxy to apply them");
     }
     const wanted = new Map(next.servers.map((server) => [server.name, server]));
-    let changes = 0;
+    const changed = new Set<string>();
     for (const [name, running] of [...this.#running]) {
       const update = wanted.get(name);
       if (update && sameServer(update, running.config)) continue;
       await this.#remove(name, update ? "its configuration changed" : "it was removed");
-      changes++;
+      changed.add(name);
     }
     for (const server of next.servers) {
       if (this.#running.has(server.name)) continue;
       await this.#add(server);
-      changes++;
+      changed.add(server.name);
     }
     this.#config = next;
     this.#merged.changed();
-    log.info(`config reloaded: ${changes} server(s) started, stopped or restarted`);
+    log.info(`config reloaded: ${changed.size} server(s) started, stopped or restarted`);
   }
 
   async #add(server: ServerConfig): Promise<void> {
@@ -187,6 +188,7 @@ export class Gateway {
       bridge: {
         filter: filter ? { tools: filter, prompts: filter, resources: filter } : undefined,
         requestTimeoutMs: server?.options.timeoutMs,
+        timeoutSource: server ? `the "timeout" option of server "${server.name}"` : undefined,
       },
     });
   }
@@ -245,11 +247,14 @@ export class Gateway {
       log.warn("--watch needs a config file; a URL is reloaded on SIGHUP only");
       return;
     }
+    // The directory is watched, not the file: editors, `mv` and Kubernetes ConfigMaps replace
+    // the file by a rename, after which a watch on the file itself would see nothing more.
+    const file = resolve(location);
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      this.#watcher = Deno.watchFs(location);
+      this.#watcher = Deno.watchFs(dirname(file), { recursive: false });
       for await (const event of this.#watcher) {
-        if (event.kind === "access") continue;
+        if (event.kind === "access" || !event.paths.some((path) => touches(path, file))) continue;
         clearTimeout(timer);
         timer = setTimeout(() => void this.reload(), 200);
       }
@@ -257,6 +262,12 @@ export class Gateway {
       log.warn(`cannot watch ${location}: ${formatError(error)}`);
     }
   }
+}
+
+/** Whether a watched path is the config file (or, for a ConfigMap, the link swapped under it). */
+function touches(path: string, file: string): boolean {
+  const changed = resolve(path);
+  return changed === file || basename(changed) === "..data" && dirname(changed) === dirname(file);
 }
 
 function isLoopback(url: string): boolean {

@@ -48,6 +48,12 @@ export interface MemberOptions {
 }
 
 const MAX_BACKOFF_MS = 30_000;
+/** How long a liveness ping may take before the member counts as gone. */
+const PROBE_TIMEOUT_MS = 5_000;
+/** How often a ready member with no traffic is pinged (a dead remote says nothing by itself). */
+const HEARTBEAT_MS = 30_000;
+/** The initialize handshake's own bound: a per-request timeout must not stop a slow start. */
+const START_TIMEOUT_MS = 60_000;
 
 export class Member {
   readonly name: string;
@@ -65,6 +71,8 @@ export class Member {
   #timer?: ReturnType<typeof setTimeout>;
   #attempt = 0;
   #stopped = false;
+  #probing?: Promise<void>;
+  #heartbeat?: ReturnType<typeof setInterval>;
 
   constructor(options: MemberOptions, events: MemberEvents) {
     this.name = options.name;
@@ -99,6 +107,7 @@ export class Member {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
+    clearInterval(this.#heartbeat);
     const client = this.#client;
     this.#client = undefined;
     this.state = this.state === "disabled" ? "disabled" : "stopped";
@@ -113,7 +122,10 @@ export class Member {
     });
     const transport = this.#options.open();
     client.onclose = () => this.#lost(client, transport);
-    client.onerror = (error) => log.debug(`${this.name}: ${formatError(error)}`);
+    client.onerror = (error) => {
+      log.debug(`${this.name}: ${formatError(error)}`);
+      if (client === this.#client) this.suspect();
+    };
     client.setNotificationHandler(ToolListChangedNotificationSchema, () => this.#refresh(client));
     client.setNotificationHandler(PromptListChangedNotificationSchema, () => this.#refresh(client));
     client.setNotificationHandler(
@@ -127,7 +139,8 @@ export class Member {
       this.#events.log(this, notification.params);
     });
     try {
-      await client.connect(transport, { timeout: this.#options.timeoutMs });
+      const timeout = Math.max(this.#options.timeoutMs ?? 0, START_TIMEOUT_MS);
+      await client.connect(transport, { timeout });
       if (this.#stopped) return void await client.close();
       this.#client = client;
       this.capabilities = client.getServerCapabilities();
@@ -137,11 +150,33 @@ export class Member {
       this.#attempt = 0;
       log.info(`${this.name}: ready (${this.tools.length} tools)`);
       this.#events.changed(this);
+      clearInterval(this.#heartbeat);
+      this.#heartbeat = setInterval(() => this.suspect(), HEARTBEAT_MS);
+      Deno.unrefTimer(this.#heartbeat);
     } catch (error) {
       client.onclose = undefined;
       await client.close().catch(() => {});
       this.#fail(formatError(error));
     }
+  }
+
+  /**
+   * Something went wrong on the way to the server (a transport error, a request that could not
+   * be sent): a ping tells whether it is still there; if not, it is closed and restarted.
+   */
+  suspect(): void {
+    const client = this.#client;
+    if (!client || this.state !== "ready" || this.#probing) return;
+    this.#probing = client.ping({ timeout: PROBE_TIMEOUT_MS }).then(
+      () => {},
+      (error) => {
+        if (client !== this.#client) return;
+        this.#client = undefined;
+        client.onclose = undefined;
+        void client.close().catch(() => {});
+        this.#fail(`MCP server stopped answering: ${formatError(error)}`);
+      },
+    ).finally(() => this.#probing = undefined);
   }
 
   #lost(client: Client, transport: UpstreamTransport): void {
@@ -153,6 +188,7 @@ export class Member {
   /** Marks it failed, drops its items (the merged lists change), and schedules a restart. */
   #fail(reason: string): void {
     if (this.#stopped) return;
+    clearInterval(this.#heartbeat);
     const wasReady = this.state === "ready";
     this.state = "failed";
     this.reason = reason;

@@ -112,10 +112,13 @@ export class MergedServer {
     }));
     server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
       const [member, tool] = this.#byName(request.params.name, "tool", (m) => m.tools);
-      return await member.client!.request(
-        { method: "tools/call", params: { ...request.params, name: tool } },
-        CallToolResultSchema,
-        this.#forward(member, extra as Extra),
+      return await this.#relay(
+        member,
+        member.client!.request(
+          { method: "tools/call", params: { ...request.params, name: tool } },
+          CallToolResultSchema,
+          this.#forward(member, extra as Extra),
+        ),
       );
     });
     server.setRequestHandler(ListPromptsRequestSchema, () => ({
@@ -126,10 +129,13 @@ export class MergedServer {
     }));
     server.setRequestHandler(GetPromptRequestSchema, async (request, extra) => {
       const [member, prompt] = this.#byName(request.params.name, "prompt", (m) => m.prompts);
-      return await member.client!.request(
-        { method: "prompts/get", params: { ...request.params, name: prompt } },
-        GetPromptResultSchema,
-        this.#forward(member, extra as Extra),
+      return await this.#relay(
+        member,
+        member.client!.request(
+          { method: "prompts/get", params: { ...request.params, name: prompt } },
+          GetPromptResultSchema,
+          this.#forward(member, extra as Extra),
+        ),
       );
     });
     server.setRequestHandler(ListResourcesRequestSchema, () => ({
@@ -146,10 +152,13 @@ export class MergedServer {
     }));
     server.setRequestHandler(ReadResourceRequestSchema, async (request, extra) => {
       const [member, uri] = this.#byUri(request.params.uri);
-      const result = await member.client!.request(
-        { method: "resources/read", params: { ...request.params, uri } },
-        ReadResourceResultSchema,
-        this.#forward(member, extra as Extra),
+      const result = await this.#relay(
+        member,
+        member.client!.request(
+          { method: "resources/read", params: { ...request.params, uri } },
+          ReadResourceResultSchema,
+          this.#forward(member, extra as Extra),
+        ),
       );
       return {
         ...result,
@@ -161,12 +170,12 @@ export class MergedServer {
     });
     server.setRequestHandler(SubscribeRequestSchema, async (request) => {
       const [member, uri] = this.#byUri(request.params.uri);
-      await member.client!.subscribeResource({ uri });
+      await this.#relay(member, member.client!.subscribeResource({ uri }));
       return {};
     });
     server.setRequestHandler(UnsubscribeRequestSchema, async (request) => {
       const [member, uri] = this.#byUri(request.params.uri);
-      await member.client!.unsubscribeResource({ uri });
+      await this.#relay(member, member.client!.unsubscribeResource({ uri }));
       return {};
     });
     server.setRequestHandler(CompleteRequestSchema, async (request, extra) => {
@@ -175,10 +184,13 @@ export class MergedServer {
         ? this.#byName(ref.name, "prompt", (m) => m.prompts)
         : this.#byUri(ref.uri);
       const routed = ref.type === "ref/prompt" ? { ...ref, name: local } : { ...ref, uri: local };
-      return await member.client!.request(
-        { method: "completion/complete", params: { ...request.params, ref: routed } },
-        CompleteResultSchema,
-        this.#forward(member, extra as Extra),
+      return await this.#relay(
+        member,
+        member.client!.request(
+          { method: "completion/complete", params: { ...request.params, ref: routed } },
+          CompleteResultSchema,
+          this.#forward(member, extra as Extra),
+        ),
       );
     });
     server.setRequestHandler(SetLevelRequestSchema, async (request) => {
@@ -228,14 +240,45 @@ export class MergedServer {
     return [member, local];
   }
 
+  /** The member and its own URI for a merged URI; a resource its filter hides is unknown. */
   #byUri(uri: string): [Member, string] {
     const parsed = fromMerged(uri);
     const member = parsed && this.#member(parsed.member);
-    if (!member || !parsed) {
+    const filter = member && this.#options.filterOf(member.name);
+    const hidden = filter?.active &&
+      member!.resources.some((item) => item.uri === parsed!.uri && !filter.allows(item.name));
+    if (!member || !parsed || hidden) {
       throw new McpError(ErrorCode.InvalidParams, `Unknown resource: ${uri}`);
     }
     if (!member.client) throw unavailable(member);
     return [member, parsed.uri];
+  }
+
+  /**
+   * A member's answer, or its error as the member sent it: the SDK client's McpError puts
+   * "MCP error N: " before the message, which would otherwise be added again at every hop. An
+   * error that is not the server's (a transport failure) has the member checked.
+   */
+  async #relay<T>(member: Member, request: Promise<T>): Promise<T> {
+    try {
+      return await request;
+    } catch (error) {
+      if (!(error instanceof McpError)) {
+        member.suspect();
+        throw error;
+      }
+      if (error.code === ErrorCode.ConnectionClosed) member.suspect();
+      const prefix = `MCP error ${error.code}: `;
+      let message = error.message.startsWith(prefix)
+        ? error.message.slice(prefix.length)
+        : error.message;
+      if (error.code === ErrorCode.RequestTimeout && member.timeoutMs !== undefined) {
+        const seconds = Math.round(member.timeoutMs / 100) / 10;
+        message = `no answer from the MCP server within ${seconds}s ` +
+          `(the "timeout" option of server "${member.name}")`;
+      }
+      throw Object.assign(new Error(message), { code: error.code, data: error.data });
+    }
   }
 
   #member(name: string): Member | undefined {

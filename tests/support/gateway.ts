@@ -2,12 +2,11 @@
 // permission flags and waits for its route lines; writes configs to temp files; reads the
 // per-server /health report and waits on it (readiness, never sleeps).
 
-import { cliCommand, fixtureCommand, ServeProcess } from "./cli.ts";
+import { pumpLines } from "../../src/lines.ts";
+import { cliCommand, fixtureCommand, fixturePath, ServeProcess } from "./cli.ts";
 import { waitFor } from "./wait.ts";
 // @ts-types="@modelcontextprotocol/sdk/types"
-export {
-  ToolListChangedNotificationSchema,
-} from "@modelcontextprotocol/sdk/types.js";
+export { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 
 /** One server as /health reports it. */
 export interface ServerStatus {
@@ -160,13 +159,15 @@ export async function alive(pid: number): Promise<boolean> {
 /** The error a promise rejects with (fails if it resolves). */
 export async function rejection(
   promise: Promise<unknown>,
+  what = "the call",
 ): Promise<Error & { code?: number }> {
+  let result: unknown;
   try {
-    await promise;
+    result = await promise;
   } catch (error) {
     return error as Error & { code?: number };
   }
-  throw new Error("expected a rejection");
+  throw new Error(`expected ${what} to fail, got ${JSON.stringify(result).slice(0, 300)}`);
 }
 
 /** A POST of an initialize request to `url` by hand, for status codes (401, 404, 502). */
@@ -192,4 +193,42 @@ export async function rawInitialize(
       },
     }),
   });
+}
+
+/** The everything fixture over Streamable HTTP on 127.0.0.1:`port` (0 picks one); disposable. */
+export async function startRemote(
+  port = 0,
+): Promise<{ url: string; port: number; kill(): Promise<void> } & AsyncDisposable> {
+  const process = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-prompt",
+      "--allow-net=127.0.0.1",
+      fixturePath("everything_http.ts"),
+      String(port),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  void pumpLines(process.stderr, () => {}).catch(() => {});
+  const url = await new Promise<string>((resolve, reject) => {
+    void pumpLines(process.stdout, (line) => {
+      const match = /^listening (\S+)/.exec(line);
+      if (match) resolve(match[1]!);
+    }).catch(() => {});
+    process.status.then(() => reject(new Error("the remote fixture exited before listening")));
+  });
+  let killed = false;
+  const kill = async () => {
+    if (killed) return;
+    killed = true;
+    try {
+      process.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+    await process.status;
+  };
+  return { url, port: Number(new URL(url).port), kill, [Symbol.asyncDispose]: kill };
 }

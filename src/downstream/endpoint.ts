@@ -4,8 +4,7 @@
 import { Bridge, type BridgeOptions } from "../bridge.ts";
 import { formatError } from "../errors.ts";
 import { log } from "../log.ts";
-import { isInitializeRequest, WebStandardStreamableHTTPServerTransport } from "../sdk.ts";
-import { SESSION_NOT_FOUND, UPSTREAM_ERROR } from "../jsonrpc.ts";
+import { isRequest, type JSONRPCMessage, SESSION_NOT_FOUND, UPSTREAM_ERROR } from "../jsonrpc.ts";
 import type { UpstreamTransport } from "../upstream/child.ts";
 import { type SharedState, SharedUpstream } from "../upstream/shared.ts";
 import { jsonRpcErrorResponse, readJsonBody } from "./body.ts";
@@ -13,6 +12,7 @@ import { BoundedEventStore, type EventStoreLimits } from "./event_store.ts";
 import { KeyRing } from "./guards.ts";
 import type { SessionRegistry } from "./sessions.ts";
 import { SseServerTransport } from "./sse.ts";
+import { StreamableServerTransport } from "./streamable.ts";
 
 export interface EndpointOptions {
   /** "" for /mcp, "/name" for /name/mcp. */
@@ -40,7 +40,7 @@ export class McpEndpoint {
   #streamable = new Map<
     string,
     {
-      transport: WebStandardStreamableHTTPServerTransport;
+      transport: StreamableServerTransport;
       events: BoundedEventStore;
       bridge: Bridge;
     }
@@ -109,18 +109,18 @@ export class McpEndpoint {
             "events are still held; retry the request instead of resuming",
         );
       }
-      if (req.method !== "POST") return await transport.handleRequest(req);
+      if (req.method !== "POST") return transport.handleRequest(req);
       const body = await readJsonBody(req, this.#options.maxBody);
       if (!body.ok) return body.response;
       abandonOnDisconnect(bridge, body.value, completed);
-      return await transport.handleRequest(req, { parsedBody: body.value });
+      return transport.handleRequest(req, { parsedBody: body.value });
     }
     if (req.method !== "POST") {
       return jsonRpcErrorResponse(400, -32000, "Bad Request: Mcp-Session-Id header is required");
     }
     const body = await readJsonBody(req, this.#options.maxBody);
     if (!body.ok) return body.response;
-    if (!isInitializeRequest(body.value)) {
+    if (!isInitialize(body.value)) {
       return jsonRpcErrorResponse(
         400,
         -32000,
@@ -131,13 +131,12 @@ export class McpEndpoint {
   }
 
   async #openSession(req: Request, body: unknown, completed: Promise<void>): Promise<Response> {
-    const { registry, eventLimits, maxBody } = this.#options;
+    const { registry, eventLimits } = this.#options;
     let sessionId: string | undefined;
     const events = new BoundedEventStore(eventLimits);
-    const transport = new WebStandardStreamableHTTPServerTransport({
-      sessionIdGenerator: () => crypto.randomUUID(),
-      eventStore: events,
-      maxRequestBodySize: maxBody,
+    const transport = new StreamableServerTransport({
+      sessionId: () => crypto.randomUUID(),
+      events,
       onsessioninitialized: (id) => {
         sessionId = id;
         this.#streamable.set(id, { transport, events, bridge });
@@ -164,7 +163,7 @@ export class McpEndpoint {
     const failed = await startBridge(bridge, (body as { id: string | number }).id);
     if (failed) return failed;
     abandonOnDisconnect(bridge, body, completed);
-    const response = await transport.handleRequest(req, { parsedBody: body });
+    const response = transport.handleRequest(req, { parsedBody: body });
     // Refused before a session began (e.g. 406 for a bad Accept): nothing may keep the child.
     if (sessionId === undefined) await bridge.close("the initialize request was refused");
     return response;
@@ -174,16 +173,14 @@ export class McpEndpoint {
     if (req.method !== "POST") return methodNotAllowed("POST");
     const body = await readJsonBody(req, this.#options.maxBody);
     if (!body.ok) return body.response;
-    const transport = new WebStandardStreamableHTTPServerTransport({
-      maxRequestBodySize: this.#options.maxBody,
-    });
+    const transport = new StreamableServerTransport();
     const bridge = new Bridge(transport, this.#shared!.connect(), this.#options.bridge);
     const failed = await startBridge(bridge, null);
     if (failed) return failed;
     // Done when the answer is delivered, or the client left (its requests are then cancelled).
     const close = () => void bridge.close("the client disconnected");
     completed.then(close, close);
-    return await transport.handleRequest(req, { parsedBody: body.value });
+    return transport.handleRequest(req, { parsedBody: body.value });
   }
 
   #sseOpen(req: Request): Response {
@@ -239,6 +236,12 @@ export class McpEndpoint {
     transport.receive(Array.isArray(body.value) ? body.value : [body.value]);
     return new Response("Accepted", { status: 202 });
   }
+}
+
+/** Whether a checked body is one initialize request (a session starts with nothing else). */
+function isInitialize(body: unknown): boolean {
+  const message = body as JSONRPCMessage;
+  return !Array.isArray(body) && isRequest(message) && message.method === "initialize";
 }
 
 /**

@@ -7,6 +7,7 @@ import type { JSONRPCMessage } from "../jsonrpc.ts";
 interface StoredEvent {
   seq: number;
   streamId: string;
+  /** An empty object for a priming event. */
   message: JSONRPCMessage;
   size: number;
 }
@@ -43,9 +44,13 @@ export class BoundedEventStore implements EventStore {
   }
 
   storeEvent(streamId: string, message: JSONRPCMessage): Promise<string> {
+    return Promise.resolve(this.append(streamId, message, JSON.stringify(message).length));
+  }
+
+  /** Holds `message` (whose JSON is `size` long) as the next event of `streamId`; its event id. */
+  append(streamId: string, message: JSONRPCMessage | Record<never, never>, size: number): string {
     const seq = ++this.#seq;
-    const size = JSON.stringify(message).length;
-    this.#events.push({ seq, streamId, message, size });
+    this.#events.push({ seq, streamId, message: message as JSONRPCMessage, size });
     this.#bytes += size;
     const stream = this.#streams.get(streamId);
     if (stream) stream.held++;
@@ -60,7 +65,7 @@ export class BoundedEventStore implements EventStore {
       this.#events = this.#events.slice(this.#head);
       this.#head = 0;
     }
-    return Promise.resolve(`${streamId}:${seq}`);
+    return `${streamId}:${seq}`;
   }
 
   /**
@@ -86,19 +91,24 @@ export class BoundedEventStore implements EventStore {
     lastEventId: string,
     { send }: { send: (eventId: string, message: JSONRPCMessage) => Promise<void> },
   ): Promise<string> {
+    const { streamId, missed } = this.after(lastEventId);
+    for (const [id, message] of missed) await send(id, message);
+    return streamId;
+  }
+
+  /** The stream `lastEventId` belongs to, and its events held after that one. */
+  after(lastEventId: string): { streamId: string; missed: Array<[string, JSONRPCMessage]> } {
     const last = parse(lastEventId);
-    if (!last) return "";
-    const due: StoredEvent[] = [];
+    if (!last) return { streamId: "", missed: [] };
+    const missed: Array<[string, JSONRPCMessage]> = [];
     for (let i = this.#head; i < this.#events.length; i++) {
       const event = this.#events[i]!;
-      if (event.streamId === last.streamId && event.seq > last.seq) due.push(event);
-    }
-    for (const event of due) {
+      if (event.streamId !== last.streamId || event.seq <= last.seq) continue;
       // The priming event (an empty message) only carries an id; it is not replayed.
       if (Object.keys(event.message).length === 0) continue;
-      await send(`${event.streamId}:${event.seq}`, event.message);
+      missed.push([`${event.streamId}:${event.seq}`, event.message]);
     }
-    return last.streamId;
+    return { streamId: last.streamId, missed };
   }
 }
 

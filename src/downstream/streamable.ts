@@ -1,0 +1,322 @@
+// The Streamable HTTP server transport of one session (or of one stateless request): POSTed
+// messages in, answers out on an SSE stream per POST, the GET stream, resumption by Last-Event-ID
+// and DELETE. Our own rather than the SDK's, which validates every message with Zod on the way in
+// and out; a proxy forwards messages that body.ts has already checked, and serializes each once.
+
+import type { JSONRPCMessage, RequestId } from "../jsonrpc.ts";
+import { isRequest, isResponse, SESSION_NOT_FOUND } from "../jsonrpc.ts";
+import { SUPPORTED_PROTOCOL_VERSIONS, type Transport, type TransportSendOptions } from "../sdk.ts";
+import { jsonRpcErrorResponse } from "./body.ts";
+import type { BoundedEventStore } from "./event_store.ts";
+
+export interface StreamableOptions {
+  /** Stateful: makes the session's id at initialize. Without it, stateless (no session checks). */
+  sessionId?: () => string;
+  /** Held events for resumption (stateful only). */
+  events?: BoundedEventStore;
+  /** Called with the new session's id, before initialize reaches the bridge. */
+  onsessioninitialized?: (id: string) => void;
+  /** Comment lines on open streams this often, so proxies keep them open (default 15 s). */
+  keepAliveMs?: number;
+}
+
+/** The most messages in one POSTed batch. */
+const MAX_BATCH = 100;
+/** The protocol version assumed when a request names none (as the spec says). */
+const DEFAULT_PROTOCOL_VERSION = "2025-03-26";
+/** From this protocol version on, a POST stream opens with an event id, so it can be resumed. */
+const PRIMING_SINCE = "2025-11-25";
+const GET_STREAM = "_GET_stream";
+const KEEPALIVE = new TextEncoder().encode(": keepalive\n\n");
+const encoder = new TextEncoder();
+
+/** One SSE stream: a POST's (answers to its requests) or the GET stream. */
+interface Stream {
+  /** The open connection, if the client is still reading it. */
+  controller?: ReadableStreamDefaultController<Uint8Array>;
+  /** Requests of this POST not answered yet; the stream ends when none are left. */
+  pending: Set<RequestId>;
+}
+
+export class StreamableServerTransport implements Transport {
+  sessionId?: string;
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: (message: JSONRPCMessage) => void;
+  #options: StreamableOptions;
+  #initialized = false;
+  #closed = false;
+  #streams = new Map<string, Stream>();
+  #requests = new Map<RequestId, string>();
+  #keepalive?: ReturnType<typeof setInterval>;
+
+  constructor(options: StreamableOptions = {}) {
+    this.#options = options;
+  }
+
+  start(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** Answers one HTTP request of this session; `parsedBody` is the checked body of a POST. */
+  handleRequest(req: Request, options: { parsedBody?: unknown } = {}): Response {
+    if (this.#closed) return notFound();
+    switch (req.method) {
+      case "POST":
+        return this.#post(req, options.parsedBody);
+      case "GET":
+        return this.#get(req);
+      case "DELETE":
+        return this.#delete(req);
+      default:
+        return jsonRpcErrorResponse(405, -32000, "Method not allowed.", {
+          allow: "GET, POST, DELETE",
+        });
+    }
+  }
+
+  send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    const answer = isResponse(message);
+    const related = answer ? (message as { id: RequestId }).id : options?.relatedRequestId;
+    const streamId = related === undefined ? GET_STREAM : this.#requests.get(related);
+    if (streamId === undefined) {
+      return Promise.reject(new Error(`no open request ${String(related)} to answer on`));
+    }
+    const stream = this.#streams.get(streamId);
+    if (answer && streamId === GET_STREAM) {
+      return Promise.reject(new Error("an answer cannot go on the GET stream"));
+    }
+    const json = JSON.stringify(message);
+    const events = this.#options.events;
+    const eventId = events?.append(streamId, message, json.length);
+    if (stream?.controller) {
+      const id = eventId === undefined ? "" : `id: ${eventId}\n`;
+      write(stream, encoder.encode(`event: message\n${id}data: ${json}\n\n`));
+    }
+    if (answer && stream) {
+      this.#requests.delete(related!);
+      stream.pending.delete(related!);
+      if (stream.pending.size === 0) this.#end(streamId);
+    }
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    clearInterval(this.#keepalive);
+    for (const streamId of [...this.#streams.keys()]) this.#end(streamId);
+    this.#requests.clear();
+    this.onclose?.();
+    return Promise.resolve();
+  }
+
+  #post(req: Request, body: unknown): Response {
+    const accept = req.headers.get("accept") ?? "";
+    if (!accept.includes("application/json") || !accept.includes("text/event-stream")) {
+      return jsonRpcErrorResponse(
+        406,
+        -32000,
+        "Not Acceptable: Client must accept both application/json and text/event-stream",
+      );
+    }
+    const messages = (Array.isArray(body) ? body : [body]) as JSONRPCMessage[];
+    if (messages.length > MAX_BATCH) {
+      return jsonRpcErrorResponse(
+        400,
+        -32600,
+        `Invalid Request: Batch must not exceed ${MAX_BATCH} messages`,
+      );
+    }
+    const initialize = messages.find((m) => isRequest(m) && m.method === "initialize") as
+      | { params?: { protocolVersion?: unknown } }
+      | undefined;
+    if (initialize) {
+      if (this.#initialized && this.sessionId !== undefined) {
+        return jsonRpcErrorResponse(400, -32600, "Invalid Request: Server already initialized");
+      }
+      if (messages.length > 1) {
+        return jsonRpcErrorResponse(
+          400,
+          -32600,
+          "Invalid Request: Only one initialization request is allowed",
+        );
+      }
+      this.#initialized = true;
+      this.sessionId = this.#options.sessionId?.();
+      if (this.sessionId !== undefined) this.#options.onsessioninitialized?.(this.sessionId);
+    } else {
+      const refused = this.#checkSession(req) ?? checkProtocolVersion(req);
+      if (refused) return refused;
+    }
+    const requests = messages.filter(isRequest);
+    if (requests.length === 0) {
+      for (const message of messages) this.onmessage?.(message);
+      return new Response(null, { status: 202 });
+    }
+    const version = typeof initialize?.params?.protocolVersion === "string"
+      ? initialize.params.protocolVersion
+      : req.headers.get("mcp-protocol-version") ?? DEFAULT_PROTOCOL_VERSION;
+    const streamId = crypto.randomUUID();
+    const stream: Stream = { pending: new Set(requests.map((request) => request.id)) };
+    for (const request of requests) this.#requests.set(request.id, streamId);
+    this.#streams.set(streamId, stream);
+    const readable = this.#open(streamId, stream);
+    const events = this.#options.events;
+    if (events && version >= PRIMING_SINCE) {
+      write(stream, encoder.encode(`id: ${events.append(streamId, {}, 2)}\ndata: \n\n`));
+    }
+    for (const message of messages) this.onmessage?.(message);
+    return this.#sse(readable);
+  }
+
+  #get(req: Request): Response {
+    const accept = req.headers.get("accept") ?? "";
+    if (!accept.includes("text/event-stream")) {
+      return jsonRpcErrorResponse(
+        406,
+        -32000,
+        "Not Acceptable: Client must accept text/event-stream",
+      );
+    }
+    const refused = this.#checkSession(req) ?? checkProtocolVersion(req);
+    if (refused) return refused;
+    const lastEventId = req.headers.get("last-event-id");
+    const events = this.#options.events;
+    if (events && lastEventId) return this.#resume(events, lastEventId);
+    if (this.#streams.get(GET_STREAM)?.controller) {
+      return jsonRpcErrorResponse(
+        409,
+        -32000,
+        "Conflict: Only one SSE stream is allowed per session",
+      );
+    }
+    const stream: Stream = { pending: new Set() };
+    this.#streams.set(GET_STREAM, stream);
+    return this.#sse(this.#open(GET_STREAM, stream));
+  }
+
+  /**
+   * A client reconnecting with Last-Event-ID: the events it missed on that stream, then the
+   * stream goes on on this connection (or ends at once, if everything on it is answered).
+   */
+  #resume(events: BoundedEventStore, lastEventId: string): Response {
+    const { streamId, missed } = events.after(lastEventId);
+    const previous = this.#streams.get(streamId);
+    if (previous?.controller) {
+      // The old connection is stale (the client would not resume a stream it still reads).
+      const old = previous.controller;
+      previous.controller = undefined;
+      closeQuietly(old);
+    }
+    const stream: Stream = previous ?? { pending: new Set() };
+    this.#streams.set(streamId, stream);
+    const readable = this.#open(streamId, stream);
+    for (const [id, message] of missed) {
+      write(
+        stream,
+        encoder.encode(`event: message\nid: ${id}\ndata: ${JSON.stringify(message)}\n\n`),
+      );
+    }
+    if (streamId !== GET_STREAM && stream.pending.size === 0) this.#end(streamId);
+    return this.#sse(readable);
+  }
+
+  #delete(req: Request): Response {
+    const refused = this.#checkSession(req) ?? checkProtocolVersion(req);
+    if (refused) return refused;
+    void this.close();
+    return new Response(null, { status: 200 });
+  }
+
+  #checkSession(req: Request): Response | undefined {
+    if (!this.#options.sessionId) return undefined;
+    if (!this.#initialized) {
+      return jsonRpcErrorResponse(400, -32000, "Bad Request: Server not initialized");
+    }
+    const id = req.headers.get("mcp-session-id");
+    if (!id) {
+      return jsonRpcErrorResponse(400, -32000, "Bad Request: Mcp-Session-Id header is required");
+    }
+    return id === this.sessionId ? undefined : notFound();
+  }
+
+  /** A readable for `stream`'s connection; its cancel (the client left) detaches it. */
+  #open(streamId: string, stream: Stream): ReadableStream<Uint8Array> {
+    let controller!: ReadableStreamDefaultController<Uint8Array>;
+    const readable = new ReadableStream<Uint8Array>({
+      start: (c) => void (controller = c),
+      cancel: () => {
+        if (stream.controller === controller) stream.controller = undefined;
+        if (streamId === GET_STREAM && this.#streams.get(GET_STREAM) === stream) {
+          this.#streams.delete(GET_STREAM);
+        }
+      },
+    });
+    stream.controller = controller;
+    this.#armKeepalive();
+    return readable;
+  }
+
+  /** Closes the stream's connection and forgets it and its requests. */
+  #end(streamId: string): void {
+    const stream = this.#streams.get(streamId);
+    if (!stream) return;
+    this.#streams.delete(streamId);
+    for (const id of stream.pending) this.#requests.delete(id);
+    if (stream.controller) closeQuietly(stream.controller);
+    stream.controller = undefined;
+  }
+
+  /** One timer per session sends keep-alives on every open stream. */
+  #armKeepalive(): void {
+    const every = this.#options.keepAliveMs ?? 15_000;
+    if (this.#keepalive !== undefined || this.#closed || !(every > 0)) return;
+    this.#keepalive = setInterval(() => {
+      for (const stream of this.#streams.values()) if (stream.controller) write(stream, KEEPALIVE);
+    }, every);
+    Deno.unrefTimer(this.#keepalive);
+  }
+
+  #sse(readable: ReadableStream<Uint8Array>): Response {
+    const headers: Record<string, string> = {
+      "content-type": "text/event-stream",
+      "cache-control": "no-cache, no-transform",
+      "x-accel-buffering": "no",
+    };
+    if (this.sessionId !== undefined) headers["mcp-session-id"] = this.sessionId;
+    return new Response(readable, { status: 200, headers });
+  }
+}
+
+/** Writes to the stream's connection; a connection that cannot take it is detached. */
+function write(stream: Stream, bytes: Uint8Array): void {
+  try {
+    stream.controller?.enqueue(bytes);
+  } catch {
+    stream.controller = undefined;
+  }
+}
+
+function closeQuietly(controller: ReadableStreamDefaultController<Uint8Array>): void {
+  try {
+    controller.close();
+  } catch {
+    // Already closed or cancelled by the client.
+  }
+}
+
+function checkProtocolVersion(req: Request): Response | undefined {
+  const version = req.headers.get("mcp-protocol-version");
+  if (version === null || SUPPORTED_PROTOCOL_VERSIONS.includes(version)) return undefined;
+  return jsonRpcErrorResponse(
+    400,
+    -32000,
+    `Bad Request: Unsupported protocol version: ${version} (supported versions: ` +
+      `${SUPPORTED_PROTOCOL_VERSIONS.join(", ")})`,
+  );
+}
+
+function notFound(): Response {
+  return jsonRpcErrorResponse(404, SESSION_NOT_FOUND, "Session not found");
+}

@@ -1,0 +1,205 @@
+// serve's own Streamable HTTP transport by hand, for the rules a conforming client never breaks:
+// Accept, protocol versions, one GET stream, batch bounds, a second initialize, DELETE, the
+// priming event by protocol version, batches answered on one stream, and 202 for notifications.
+
+import assert from "node:assert/strict";
+import { fixtureCommand, startServe } from "./support/cli.ts";
+import { textOf } from "./support/client.ts";
+import { messageOf, parseSse, type SseEvent } from "./support/sse.ts";
+import { waitFor } from "./support/wait.ts";
+
+const faulty = fixtureCommand("faulty_stdio.ts");
+const POST_HEADERS = {
+  "content-type": "application/json",
+  accept: "application/json, text/event-stream",
+};
+
+type Message = Record<string, unknown>;
+
+async function readAll(response: Response): Promise<SseEvent[]> {
+  const events: SseEvent[] = [];
+  for await (const event of parseSse(response.body!)) events.push(event);
+  return events;
+}
+
+async function rpcError(response: Response, status: number): Promise<string> {
+  assert.equal(response.status, status);
+  const body = await response.json() as { error: { code: number; message: string } };
+  return `${body.error.code} ${body.error.message}`;
+}
+
+/** An initialized session at `protocol`, driven by fetch. */
+async function open(url: URL, protocol: string) {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: POST_HEADERS,
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 0,
+      method: "initialize",
+      params: {
+        protocolVersion: protocol,
+        capabilities: {},
+        clientInfo: { name: "t", version: "1" },
+      },
+    }),
+  });
+  const id = response.headers.get("mcp-session-id")!;
+  const opening = await readAll(response);
+  const headers = (extra: Record<string, string> = {}) => ({
+    ...POST_HEADERS,
+    "mcp-session-id": id,
+    "mcp-protocol-version": protocol,
+    ...extra,
+  });
+  const post = (body: unknown, extra: Record<string, string> = {}) =>
+    fetch(url, { method: "POST", headers: headers(extra), body: JSON.stringify(body) });
+  const initialized = await post({ jsonrpc: "2.0", method: "notifications/initialized" });
+  assert.equal(initialized.status, 202, "notifications alone get 202");
+  assert.equal(await initialized.text(), "");
+  return { id, opening, headers, post };
+}
+
+const echo = (id: number | string, text: string): Message => ({
+  jsonrpc: "2.0",
+  id,
+  method: "tools/call",
+  params: { name: "echo", arguments: { text } },
+});
+
+Deno.test("serve /mcp: the transport's rules, by hand", async (t) => {
+  await using proxy = await startServe([], faulty);
+  const url = proxy.mcpUrl;
+
+  await t.step(
+    "2025-11-25: every POST stream opens with a priming event (an id, no data)",
+    async () => {
+      const session = await open(url, "2025-11-25");
+      assert.equal(session.opening[0]?.data, "");
+      assert.match(session.opening[0]?.id ?? "", /:\d+$/);
+      const events = await readAll(await session.post(echo(1, "a")));
+      assert.equal(events.length, 2);
+      assert.equal(events[0]?.data, "");
+      assert.ok(events[1]?.id, "the answer has an event id");
+      assert.equal(textOf(messageOf(events[1]!)?.result), "a");
+    },
+  );
+
+  await t.step("2025-03-26: no priming event, the answer comes first", async () => {
+    const session = await open(url, "2025-03-26");
+    assert.equal(messageOf(session.opening[0]!)?.id, 0);
+    const events = await readAll(await session.post(echo(1, "b")));
+    assert.equal(events.length, 1);
+    assert.equal(textOf(messageOf(events[0]!)?.result), "b");
+  });
+
+  await t.step("a batch is answered on one stream, which ends after the last answer", async () => {
+    const session = await open(url, "2025-06-18");
+    const response = await session.post([
+      echo("x", "one"),
+      {
+        jsonrpc: "2.0",
+        method: "notifications/progress",
+        params: { progressToken: 1, progress: 1 },
+      },
+      echo("y", "two"),
+    ]);
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("mcp-session-id"), session.id);
+    const answers = (await readAll(response)).map(messageOf).filter((m) => m !== undefined);
+    const byId = new Map(answers.map((message) => [message.id, textOf(message.result)]));
+    assert.deepEqual(Object.fromEntries(byId), { x: "one", y: "two" });
+  });
+
+  await t.step("Accept must name both types on POST, event-stream on GET (406)", async () => {
+    const session = await open(url, "2025-11-25");
+    const post = await session.post(echo(2, "c"), { accept: "application/json" });
+    assert.match(await rpcError(post, 406), /^-32000 Not Acceptable: Client must accept both/);
+    const get = await fetch(url, { headers: session.headers({ accept: "application/json" }) });
+    assert.match(await rpcError(get, 406), /^-32000 Not Acceptable: Client must accept text/);
+  });
+
+  await t.step(
+    "an unsupported MCP-Protocol-Version is refused on POST, GET and DELETE",
+    async () => {
+      const session = await open(url, "2025-11-25");
+      const bad = { "mcp-protocol-version": "1999-01-01" };
+      const expected = /^-32000 Bad Request: Unsupported protocol version: 1999-01-01 \(supported/;
+      assert.match(await rpcError(await session.post(echo(3, "d"), bad), 400), expected);
+      const get = await fetch(url, {
+        headers: session.headers({ ...bad, accept: "text/event-stream" }),
+      });
+      assert.match(await rpcError(get, 400), expected);
+      const del = await fetch(url, { method: "DELETE", headers: session.headers(bad) });
+      assert.match(await rpcError(del, 400), expected);
+    },
+  );
+
+  await t.step(
+    "one GET stream per session (409 for a second); a new one once it is gone",
+    async () => {
+      const session = await open(url, "2025-11-25");
+      const abort = new AbortController();
+      const first = await fetch(url, {
+        headers: session.headers({ accept: "text/event-stream" }),
+        signal: abort.signal,
+      });
+      assert.equal(first.status, 200);
+      assert.match(first.headers.get("content-type") ?? "", /^text\/event-stream/);
+      const second = await fetch(url, {
+        headers: session.headers({ accept: "text/event-stream" }),
+      });
+      assert.match(await rpcError(second, 409), /^-32000 Conflict: Only one SSE stream/);
+      abort.abort();
+      await first.body?.cancel().catch(() => {});
+      // The proxy learns of the dropped stream as soon as the runtime reports it.
+      let third: Response | undefined;
+      await waitFor(async () => {
+        third = await fetch(url, { headers: session.headers({ accept: "text/event-stream" }) });
+        if (third.status === 200) return true;
+        await third.body?.cancel();
+        return false;
+      });
+      await third?.body?.cancel();
+    },
+  );
+
+  await t.step(
+    "a batch over 100 messages, and a second initialize, are refused (400)",
+    async () => {
+      const session = await open(url, "2025-11-25");
+      const batch = Array.from({ length: 101 }, (_, i) => echo(100 + i, "e"));
+      assert.match(
+        await rpcError(await session.post(batch), 400),
+        /^-32600 Invalid Request: Batch must not exceed 100 messages$/,
+      );
+      const again = await session.post({
+        jsonrpc: "2.0",
+        id: 9,
+        method: "initialize",
+        params: {
+          protocolVersion: "2025-11-25",
+          capabilities: {},
+          clientInfo: { name: "t", version: "1" },
+        },
+      });
+      assert.match(
+        await rpcError(again, 400),
+        /^-32600 Invalid Request: Server already initialized$/,
+      );
+      const events = await readAll(await session.post(echo(4, "still")));
+      assert.equal(textOf(messageOf(events.at(-1)!)?.result), "still", "the session goes on");
+    },
+  );
+
+  await t.step("DELETE ends the session: 200, then 404 for its id", async () => {
+    const session = await open(url, "2025-11-25");
+    const del = await fetch(url, { method: "DELETE", headers: session.headers() });
+    assert.equal(del.status, 200);
+    await del.body?.cancel();
+    assert.match(
+      await rpcError(await session.post(echo(5, "f")), 404),
+      /^-32001 Session not found/,
+    );
+  });
+});

@@ -1,7 +1,6 @@
 // Entry point: runCli(Deno.args) -> exit code. The only place that calls Deno.exit.
 
 import { type EnvAccess, parseCli, type ServeOptions } from "./src/cli.ts";
-import { runConnect } from "./src/connect.ts";
 import { exitCodeFor, formatError, permissionError, UsageError } from "./src/errors.ts";
 import { log, setLogLevel } from "./src/log.ts";
 import { granted, readEnv, revokeUnused, SECRET_ENV_VARS } from "./src/permissions.ts";
@@ -37,7 +36,8 @@ export async function runCli(args: readonly string[]): Promise<number> {
         setLogLevel(command.logLevel);
         scrubSecrets();
         revoke(new Set(command.remote.oauth ? ["read", "write", "run"] as const : []));
-        return await runConnect(command);
+        // Loaded only for connect (serve -- <cmd> starts faster without the SDK's client).
+        return await (await import("./src/connect.ts")).runConnect(command);
     }
   } catch (error) {
     const reported = permissionError(error) ?? error;

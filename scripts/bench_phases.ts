@@ -201,7 +201,8 @@ export async function measureTarget(
 
   await main.close();
   if (target.spawnsChildren && pid !== undefined) {
-    figures.childrenAfterClose = await settledChildren(pid);
+    const left = await settledChildren(pid, target.spares ?? 0);
+    figures.childrenAfterClose = left === null ? null : left - (target.spares ?? 0);
     if (figures.childrenAfterClose === null) notes.childrenAfterClose = "n/a";
   } else notes.childrenAfterClose = "n/a";
   await running.stop();
@@ -251,12 +252,12 @@ async function manySessions(running: Running, count: number, calls: number): Pro
 }
 
 /** Descendants of `pid` once they stop going away (at most CHILDREN_SETTLE_MS after closing). */
-async function settledChildren(pid: number): Promise<number | null> {
+async function settledChildren(pid: number, spares: number): Promise<number | null> {
   const deadline = performance.now() + CHILDREN_SETTLE_MS;
   for (;;) {
     const count = await descendants(pid);
     if (count === undefined) return null;
-    if (count === 0 || performance.now() > deadline) return count;
+    if (count <= spares || performance.now() > deadline) return count;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }

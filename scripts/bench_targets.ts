@@ -13,6 +13,8 @@ export type Direction =
   | "baseline"
   | "stdio, no proxy"
   | "serve /mcp"
+  | "serve /mcp --prewarm 4"
+  | "serve /mcp --stateless"
   | "serve /sse"
   | "serve <url>"
   | "connect";
@@ -44,6 +46,8 @@ export interface Target {
   remote: boolean;
   /** Spawns stdio children, so children left after sessions close are counted. */
   spawnsChildren: boolean;
+  /** Children it keeps started ahead on purpose (--prewarm): not counted as left behind. */
+  spares?: number;
   /** Serves many client sessions (false for stdio-facing targets: one client each). */
   multiSession: boolean;
   /** Starts it (for stdio-facing targets the process starts with the first session). */
@@ -204,16 +208,27 @@ const OURS = "mcp-proxy (ours)";
 
 /** The native server and our proxy in every mode. */
 export function ourTargets(): Target[] {
-  const serve = (path: "mcp" | "sse"): Target => ({
-    id: `ours/serve-${path}`,
+  const serve = (path: "mcp" | "sse", flag?: "--stateless" | "--prewarm"): Target => ({
+    id: `ours/serve-${path}${flag ? `-${flag.slice(2)}` : ""}`,
     implementation: OURS,
-    direction: path === "mcp" ? "serve /mcp" : "serve /sse",
+    direction: `serve /${path}${
+      flag === "--prewarm" ? " --prewarm 4" : flag ? ` ${flag}` : ""
+    }` as Direction,
     remote: false,
-    spawnsChildren: true,
+    spawnsChildren: flag !== "--stateless",
+    spares: flag === "--prewarm" ? 4 : undefined,
     multiSession: true,
     start: () =>
       startHttp(
-        [...OUR_CLI, "serve", "--port", "0", "--", ...STDIO_SERVER],
+        [
+          ...OUR_CLI,
+          "serve",
+          "--port",
+          "0",
+          ...(flag === "--prewarm" ? ["--prewarm", "4"] : flag ? [flag] : []),
+          "--",
+          ...STDIO_SERVER,
+        ],
         OUR_READY,
         (m) => new URL(`${m[1]}/${path}`),
         path === "mcp" ? "http" : "sse",
@@ -241,6 +256,8 @@ export function ourTargets(): Target[] {
       start: () => Promise.resolve(startStdio(STDIO_SERVER)),
     },
     serve("mcp"),
+    serve("mcp", "--prewarm"),
+    serve("mcp", "--stateless"),
     serve("sse"),
     {
       id: "ours/serve-url",

@@ -59,6 +59,8 @@ export interface ServeOptions extends CommonOptions {
   tools: FilterRules;
   sessionTimeoutMs: number;
   stateless: boolean;
+  /** --prewarm: spare children kept started for the next sessions (a command upstream only). */
+  prewarm: number;
   apiKey?: string;
   allowedHosts: string[];
   corsOrigins: string[];
@@ -87,6 +89,12 @@ export const SERVE_FLAGS: FlagSpec[] = [
     name: "stateless",
     type: "boolean",
     help: "no sessions: one warm server process answers every request",
+  },
+  {
+    name: "prewarm",
+    type: "string",
+    arg: "<n>",
+    help: "keep n server processes started ahead, so a new session does not wait (default 0)",
   },
   {
     name: "session-timeout",
@@ -210,6 +218,13 @@ export function parseServe(args: readonly string[], env: EnvAccess): ServeOption
   }
   const cwd = str(values.cwd);
   if (cwd !== undefined && cwd === "") throw new UsageError("--cwd must not be empty");
+  const prewarm = spareCount(str(values.prewarm));
+  if (prewarm > 0 && (command === undefined || isUrl || config !== undefined)) {
+    throw new UsageError("--prewarm applies when serve's upstream is a command (serve -- <cmd>)");
+  }
+  if (prewarm > 0 && values.stateless) {
+    throw new UsageError("--prewarm does not apply with --stateless: its one server is warm");
+  }
   const listenHost = host(str(values.host) ?? "127.0.0.1");
   return {
     mode: "serve",
@@ -229,10 +244,21 @@ export function parseServe(args: readonly string[], env: EnvAccess): ServeOption
     tools: parseToolFilter(values),
     sessionTimeoutMs: duration("--session-timeout", str(values["session-timeout"]) ?? "5m"),
     stateless: values.stateless === true,
+    prewarm,
     apiKey,
     allowedHosts: list(values["allowed-host"]).map((h) => nonEmpty("--allowed-host", h)),
     corsOrigins: list(values["cors-origin"]).map(origin),
     maxBody: size("--max-body", str(values["max-body"]) ?? "4mb"),
     shutdownGraceMs: duration("--shutdown-grace", str(values["shutdown-grace"]) ?? "3s"),
   };
+}
+
+/** --prewarm's count: 0 to 64. */
+function spareCount(value: string | undefined): number {
+  if (value === undefined) return 0;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > 64) {
+    throw new UsageError(`--prewarm must be a number of processes, 0-64 (got "${value}")`);
+  }
+  return n;
 }

@@ -6,16 +6,12 @@ import { McpEndpoint } from "./downstream/endpoint.ts";
 import { DEFAULT_EVENT_LIMITS } from "./downstream/event_store.ts";
 import { startHttpServer } from "./downstream/http.ts";
 import { SessionRegistry } from "./downstream/sessions.ts";
-import { remoteUpstream } from "./connect.ts";
 import { NameFilter } from "./filter.ts";
 import { addSecret, log } from "./log.ts";
 import { granted, readEnv, requirePermission } from "./permissions.ts";
 import { ChildTransport, killAllChildren, type UpstreamTransport } from "./upstream/child.ts";
-import { demoUpstream } from "./upstream/demo.ts";
-import { shownUrl } from "./upstream/remote_probe.ts";
+import { SparePool } from "./upstream/spares.ts";
 import { VERSION } from "./version.ts";
-import { Gateway } from "./gateway/gateway.ts";
-import { loadConfig } from "./gateway/config.ts";
 
 export interface ServeHandle {
   readonly url: string;
@@ -36,19 +32,26 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     );
   }
   const { remote } = options;
-  const remoteSide = remote ? await remoteUpstream(remote) : undefined;
-  const upstream: () => UpstreamTransport = remoteSide
-    ? remoteSide.open
-    : command
-    ? () =>
+  // Loaded only when used: the SDK's modules take longer to load than a stdio child to start.
+  const remoteSide = remote
+    ? await (await import("./connect.ts")).remoteUpstream(remote)
+    : undefined;
+  const demo = command || remote ? undefined : (await import("./upstream/demo.ts")).demoUpstream;
+  const child = command &&
+    (() =>
       new ChildTransport({
         command: command.command,
         args: command.args,
         cwd: options.cwd,
         env: options.env,
         killGraceMs: options.shutdownGraceMs,
-      })
-    : () => demoUpstream(VERSION);
+      }));
+  const spares = child && options.prewarm > 0 ? new SparePool(child, options.prewarm) : undefined;
+  const upstream: () => UpstreamTransport = remoteSide
+    ? remoteSide.open
+    : spares
+    ? () => spares.take()
+    : child ?? (() => demo!(VERSION));
   const registry = new SessionRegistry(options.sessionTimeoutMs);
   const endpoint = new McpEndpoint({
     prefix: "",
@@ -73,9 +76,10 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     registry,
     version: VERSION,
     stateless: options.stateless,
+    health: spares && (() => ({ ok: true, report: { spares: spares.ready } })),
   });
   const what = remote
-    ? shownUrl(remote.url)
+    ? (await import("./upstream/remote_probe.ts")).shownUrl(remote.url)
     : command
     ? `"${[command.command, ...command.args].join(" ")}"`
     : "the built-in demo server";
@@ -98,7 +102,9 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     endpoint.warm().catch((error) => log.error(`cannot start the shared server: ${error}`));
   }
 
-  return handleSignals(server.url, () => server.shutdown());
+  return handleSignals(server.url, async () => {
+    await Promise.all([spares?.close(), server.shutdown()]);
+  });
 }
 
 /**
@@ -144,6 +150,7 @@ function handleSignals(
 
 /** --config --check: loads and validates; a summary line, or a ConfigError listing problems. */
 export async function checkConfig(options: ServeOptions): Promise<string> {
+  const { loadConfig } = await import("./gateway/config.ts");
   const config = await loadConfig(options.config!, {
     env: readEnv,
     allowHttp: options.allowHttpConfig,
@@ -153,6 +160,8 @@ export async function checkConfig(options: ServeOptions): Promise<string> {
 }
 
 async function startGateway(options: ServeOptions, location: string): Promise<ServeHandle> {
+  const { loadConfig } = await import("./gateway/config.ts");
+  const { Gateway } = await import("./gateway/gateway.ts");
   const config = await loadConfig(location, { env: readEnv, allowHttp: options.allowHttpConfig });
   const serve: ServeOptions = {
     ...options,

@@ -63,6 +63,8 @@ Deno.test("bench: --quick measures every mode and writes the JSON", async () => 
       "native",
       "native-stdio",
       "ours/serve-mcp",
+      "ours/serve-mcp-prewarm",
+      "ours/serve-mcp-stateless",
       "ours/serve-sse",
       "ours/serve-url",
       "ours/connect",
@@ -91,7 +93,8 @@ Deno.test("bench: --quick measures every mode and writes the JSON", async () => 
       assert.ok(target.median.cpuPerCallMs >= 0, target.id);
       assert.ok(target.median.proxyPeakRssMb > 0, target.id);
       assert.ok(target.median.treePeakRssMb >= target.median.proxyPeakRssMb, target.id);
-      if (target.id.startsWith("ours/serve-") && target.id !== "ours/serve-url") {
+      const spawns = !["ours/serve-url", "ours/serve-mcp-stateless"].includes(target.id);
+      if (target.id.startsWith("ours/serve-") && spawns) {
         assert.equal(target.median.childrenAfterClose, 0, target.id);
       }
     }

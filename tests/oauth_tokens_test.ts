@@ -149,7 +149,9 @@ Deno.test("oauth: a 401 on tools/call mid-session is recovered transparently", a
   assert.equal(await simple(client), SIMPLE);
   assert.equal(await simple(client), SIMPLE);
   const auth = (await setup.server.stats()).auth;
-  assert.equal(auth.invalid, 1, "one tools/call got 401");
+  // The tools/call got 401; on a busy machine the GET stream may open only after that with the
+  // revoked token and get its own 401. Either way one refresh serves both.
+  assert.ok(auth.invalid === 1 || auth.invalid === 2, `tools/call got 401 (${auth.invalid})`);
   assert.equal(auth.tokens.length, 2, "and was retried with a new token");
   const stats = await setup.as.stats();
   assert.equal(stats.grants.refresh_token, 1, "by a refresh");

@@ -5,7 +5,8 @@
 
 import type { JSONRPCMessage, RequestId } from "../jsonrpc.ts";
 import { isRequest, isResponse, SESSION_NOT_FOUND } from "../jsonrpc.ts";
-import { SUPPORTED_PROTOCOL_VERSIONS, type Transport, type TransportSendOptions } from "../sdk.ts";
+import { SUPPORTED_PROTOCOL_VERSIONS } from "../protocol.ts";
+import type { Transport, TransportSendOptions } from "../sdk.ts";
 import { jsonRpcErrorResponse } from "./body.ts";
 import type { BoundedEventStore } from "./event_store.ts";
 

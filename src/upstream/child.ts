@@ -6,6 +6,7 @@ import { formatError, permissionError, ProxyError } from "../errors.ts";
 import { checkMessage, type JSONRPCMessage } from "../jsonrpc.ts";
 import { pumpLines } from "../lines.ts";
 import { log } from "../log.ts";
+import { hostSystem, resolveCommand } from "./resolve_command.ts";
 
 /** A transport that can say why it closed (used for the errors sent to pending requests). */
 export interface UpstreamTransport extends Transport {
@@ -59,11 +60,16 @@ export class ChildTransport implements UpstreamTransport {
     return this.#process?.pid;
   }
 
+  /** Spawns the child; again (e.g. a spare started ahead, then taken by a bridge) does nothing. */
   start(): Promise<void> {
+    if (this.#process) return Promise.resolve();
     const { command, args, cwd, env } = this.#options;
     try {
-      this.#process = new Deno.Command(command, {
-        args: [...args],
+      // On Windows: npx -> npx.cmd through cmd.exe, uvx -> uvx.exe (PATH x PATHEXT).
+      const program = resolveCommand(command, args, hostSystem(env));
+      this.#process = new Deno.Command(program.command, {
+        args: program.args,
+        windowsRawArguments: program.windowsRawArguments,
         cwd,
         env,
         stdin: "piped",

@@ -17,7 +17,7 @@ import {
   UPSTREAM_ERROR,
 } from "../jsonrpc.ts";
 import { log } from "../log.ts";
-import { SUPPORTED_PROTOCOL_VERSIONS } from "../sdk.ts";
+import { SUPPORTED_PROTOCOL_VERSIONS } from "../protocol.ts";
 import type { UpstreamTransport } from "./child.ts";
 
 /** Whoever waits for an upstream response: a client, or the shared initialize itself. */

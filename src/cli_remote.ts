@@ -14,7 +14,7 @@ import {
   str,
 } from "./cli_parse.ts";
 import { defaultConfigDir } from "./oauth/store.ts";
-import { STRATEGIES, type Strategy } from "./upstream/remote.ts";
+import { STRATEGIES, type Strategy } from "./upstream/strategy.ts";
 
 export interface RemoteSpec {
   url: URL;

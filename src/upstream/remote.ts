@@ -33,8 +33,8 @@ import {
   withTimeout,
 } from "./remote_probe.ts";
 
-export type Strategy = "http-first" | "sse-first" | "http-only" | "sse-only";
-export const STRATEGIES: readonly Strategy[] = ["http-first", "sse-first", "http-only", "sse-only"];
+import type { Strategy } from "./strategy.ts";
+export { STRATEGIES, type Strategy } from "./strategy.ts";
 
 type Client = StreamableHTTPClientTransport | SSEClientTransport;
 

@@ -1,0 +1,40 @@
+// serve -- <cmd> must start without the SDK: its modules build every Zod schema when loaded
+// (70-90 ms here, more than our whole start). The modes that need it import it when chosen.
+
+import assert from "node:assert/strict";
+import { MAIN } from "./support/cli.ts";
+
+interface InfoModule {
+  specifier: string;
+  dependencies?: Array<{ code?: { specifier: string }; isDynamic?: boolean }>;
+}
+
+/** Modules loaded by importing `root`, dynamic imports not followed. */
+async function staticGraph(root: string): Promise<Set<string>> {
+  const { stdout, success } = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", root],
+    stderr: "inherit",
+  }).output();
+  assert.ok(success, "deno info");
+  const info = JSON.parse(new TextDecoder().decode(stdout)) as { modules: InfoModule[] };
+  const bySpecifier = new Map(info.modules.map((module) => [module.specifier, module]));
+  const seen = new Set<string>();
+  const visit = (specifier: string) => {
+    if (seen.has(specifier)) return;
+    seen.add(specifier);
+    for (const dependency of bySpecifier.get(specifier)?.dependencies ?? []) {
+      if (!dependency.isDynamic && dependency.code) visit(dependency.code.specifier);
+    }
+  };
+  visit(new URL(`file://${root}`).href);
+  return seen;
+}
+
+Deno.test("startup: main.ts loads neither the SDK nor oauth4webapi until a mode needs them", async () => {
+  const graph = [...await staticGraph(MAIN)];
+  assert.ok(graph.some((specifier) => specifier.endsWith("/src/serve.ts")), graph.join("\n"));
+  const heavy = graph.filter((specifier) =>
+    /modelcontextprotocol|oauth4webapi|\/src\/sdk\.ts$/.test(specifier)
+  );
+  assert.deepEqual(heavy, [], "statically imported by main.ts");
+});

@@ -61,6 +61,10 @@ export interface ServeOptions extends CommonOptions {
   stateless: boolean;
   /** --prewarm: spare children kept started for the next sessions (a command upstream only). */
   prewarm: number;
+  /** --max-sessions: sessions open at once, beyond which a new one gets 503; 0 for no limit. */
+  maxSessions: number;
+  /** --restart: a crashed shared server (--stateless) is started again at once, with backoff. */
+  restart: boolean;
   apiKey?: string;
   allowedHosts: string[];
   corsOrigins: string[];
@@ -89,6 +93,17 @@ export const SERVE_FLAGS: FlagSpec[] = [
     name: "stateless",
     type: "boolean",
     help: "no sessions: one warm server process answers every request",
+  },
+  {
+    name: "max-sessions",
+    type: "string",
+    arg: "<n>",
+    help: "refuse new sessions with 503 while n are open (default 0, no limit)",
+  },
+  {
+    name: "restart",
+    type: "boolean",
+    help: "with --stateless: restart the server at once when it exits, with backoff",
   },
   {
     name: "prewarm",
@@ -225,6 +240,12 @@ export function parseServe(args: readonly string[], env: EnvAccess): ServeOption
   if (prewarm > 0 && values.stateless) {
     throw new UsageError("--prewarm does not apply with --stateless: its one server is warm");
   }
+  if (values.restart && !values.stateless) {
+    throw new UsageError(
+      "--restart applies with --stateless (sessions get a fresh server each; gateway servers " +
+        "always restart)",
+    );
+  }
   const listenHost = host(str(values.host) ?? "127.0.0.1");
   return {
     mode: "serve",
@@ -245,6 +266,8 @@ export function parseServe(args: readonly string[], env: EnvAccess): ServeOption
     sessionTimeoutMs: duration("--session-timeout", str(values["session-timeout"]) ?? "5m"),
     stateless: values.stateless === true,
     prewarm,
+    maxSessions: count("--max-sessions", str(values["max-sessions"]), 1_000_000),
+    restart: values.restart === true,
     apiKey,
     allowedHosts: list(values["allowed-host"]).map((h) => nonEmpty("--allowed-host", h)),
     corsOrigins: list(values["cors-origin"]).map(origin),
@@ -259,6 +282,16 @@ function spareCount(value: string | undefined): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n > 64) {
     throw new UsageError(`--prewarm must be a number of processes, 0-64 (got "${value}")`);
+  }
+  return n;
+}
+
+/** A whole number from 0 to `max`; 0 when not given. */
+function count(flag: string, value: string | undefined, max: number): number {
+  if (value === undefined) return 0;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > max) {
+    throw new UsageError(`${flag} must be a whole number, 0-${max} (got "${value}")`);
   }
   return n;
 }

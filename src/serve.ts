@@ -52,11 +52,12 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     : spares
     ? () => spares.take()
     : child ?? (() => demo!(VERSION));
-  const registry = new SessionRegistry(options.sessionTimeoutMs);
+  const registry = new SessionRegistry(options.sessionTimeoutMs, options.maxSessions);
   const endpoint = new McpEndpoint({
     prefix: "",
     upstream,
     stateless: options.stateless,
+    restart: options.restart,
     maxBody: options.maxBody,
     eventLimits: DEFAULT_EVENT_LIMITS,
     registry,

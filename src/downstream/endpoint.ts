@@ -20,6 +20,8 @@ export interface EndpointOptions {
   /** Creates a new, unstarted upstream (a child per session). */
   upstream: () => UpstreamTransport;
   stateless: boolean;
+  /** Stateless: restart the shared server when it exits (--restart). */
+  restart?: boolean;
   maxBody: number;
   eventLimits: EventStoreLimits;
   registry: SessionRegistry;
@@ -51,7 +53,9 @@ export class McpEndpoint {
     this.prefix = options.prefix;
     this.#options = options;
     if (options.authTokens?.length) this.keys = new KeyRing(options.authTokens);
-    if (options.stateless) this.#shared = new SharedUpstream(options.upstream);
+    if (options.stateless) {
+      this.#shared = new SharedUpstream(options.upstream, { restart: options.restart });
+    }
   }
 
   /** Starts the shared upstream ahead of the first request (stateless mode only). */
@@ -131,6 +135,16 @@ export class McpEndpoint {
   }
 
   async #openSession(req: Request, body: unknown, completed: Promise<void>): Promise<Response> {
+    const release = this.#options.registry.reserve();
+    if (!release) return tooManySessions(this.#options.registry.maxSessions);
+    try {
+      return await this.#startSession(req, body, completed);
+    } finally {
+      release();
+    }
+  }
+
+  async #startSession(req: Request, body: unknown, completed: Promise<void>): Promise<Response> {
     const { registry, eventLimits } = this.#options;
     let sessionId: string | undefined;
     const events = new BoundedEventStore(eventLimits);
@@ -186,6 +200,9 @@ export class McpEndpoint {
   #sseOpen(req: Request): Response {
     if (req.method !== "GET") return methodNotAllowed("GET");
     const { registry } = this.#options;
+    const release = registry.reserve();
+    if (!release) return tooManySessions(registry.maxSessions);
+    release();
     const transport = new SseServerTransport(`${this.prefix}/message`);
     const id = transport.sessionId;
     const upstream = this.#shared ? this.#shared.connect() : this.#options.upstream();
@@ -273,6 +290,17 @@ async function startBridge(
       status: 502,
     });
   }
+}
+
+/** 503 with Retry-After: --max-sessions are open. */
+function tooManySessions(max: number): Response {
+  return jsonRpcErrorResponse(
+    503,
+    -32000,
+    `Service Unavailable: ${max} sessions are open, the most --max-sessions allows; ` +
+      "try again later, or end idle sessions",
+    { "retry-after": "1" },
+  );
 }
 
 function sessionNotFound(id: string): Response {

@@ -23,9 +23,14 @@ export class SessionRegistry {
   #entries = new Map<string, Entry>();
   #timeoutMs: number;
   #timer?: ReturnType<typeof setInterval>;
+  /** --max-sessions; 0 for no limit. */
+  readonly maxSessions: number;
+  /** Sessions being opened (their initialize in flight): they count against the limit. */
+  #opening = 0;
 
-  /** `timeoutMs` 0 disables idle reaping. */
-  constructor(timeoutMs: number) {
+  /** `timeoutMs` 0 disables idle reaping; `maxSessions` 0 sets no limit. */
+  constructor(timeoutMs: number, maxSessions = 0) {
+    this.maxSessions = maxSessions;
     this.#timeoutMs = timeoutMs;
     if (timeoutMs > 0) {
       const every = Math.min(Math.max(Math.floor(timeoutMs / 4), 50), 30_000);
@@ -36,6 +41,22 @@ export class SessionRegistry {
 
   get size(): number {
     return this.#entries.size;
+  }
+
+  /**
+   * Holds a place for a session about to open; undefined when --max-sessions are open (or
+   * opening) already. Call the returned function once the session is added or has failed.
+   */
+  reserve(): (() => void) | undefined {
+    if (this.maxSessions > 0 && this.#entries.size + this.#opening >= this.maxSessions) {
+      return undefined;
+    }
+    this.#opening++;
+    let released = false;
+    return () => {
+      if (!released) this.#opening--;
+      released = true;
+    };
   }
 
   add(session: Session): void {

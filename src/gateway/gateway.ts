@@ -55,7 +55,7 @@ export class Gateway {
   constructor(options: GatewayOptions) {
     this.#options = options;
     this.#config = options.config;
-    this.#registry = new SessionRegistry(options.serve.sessionTimeoutMs);
+    this.#registry = new SessionRegistry(options.serve.sessionTimeoutMs, options.serve.maxSessions);
     const { merged } = options.config;
     this.#merged = new MergedServer(() => [...this.#running.values()].map((r) => r.member), {
       name: merged.name,
@@ -181,6 +181,7 @@ export class Gateway {
       prefix,
       upstream: open,
       stateless: this.#options.serve.stateless,
+      restart: this.#options.serve.restart,
       maxBody: this.#options.serve.maxBody,
       eventLimits: DEFAULT_EVENT_LIMITS,
       registry: this.#registry,

@@ -35,7 +35,18 @@ export interface SharedState {
   running: boolean;
   startFailed: boolean;
   lastError?: string;
+  /** With --restart: how often it was started again after exiting, and whether it is due to. */
+  restarts?: number;
+  restarting?: boolean;
 }
+
+export interface SharedOptions {
+  /** Start the server again when it exits (with backoff), not only at the next request. */
+  restart?: boolean;
+}
+
+const RESTART_FIRST_MS = 1_000;
+const RESTART_MAX_MS = 30_000;
 
 /** Owns the real upstream; `connect()` hands out a virtual transport per client. */
 export class SharedUpstream {
@@ -51,14 +62,27 @@ export class SharedUpstream {
   #closed = false;
   #lastError?: string;
   #startFailed = false;
+  #options: SharedOptions;
+  #restarts = 0;
+  #attempt = 0;
+  #restartTimer?: ReturnType<typeof setTimeout>;
+  #startedAt = 0;
 
-  constructor(factory: () => UpstreamTransport) {
+  constructor(factory: () => UpstreamTransport, options: SharedOptions = {}) {
     this.#factory = factory;
+    this.#options = options;
   }
 
   /** Starts the upstream ahead of the first client (a warm child). */
   async warm(): Promise<void> {
-    await this.#ensureStarted();
+    try {
+      await this.#ensureStarted();
+    } catch (error) {
+      if (this.#options.restart) {
+        this.#scheduleRestart(`the shared MCP server did not start: ${formatError(error)}`);
+      }
+      throw error;
+    }
   }
 
   /** A transport for one client; its requests reach the shared upstream with fresh ids. */
@@ -68,6 +92,7 @@ export class SharedUpstream {
 
   async close(): Promise<void> {
     this.#closed = true;
+    clearTimeout(this.#restartTimer);
     await this.#upstream?.close();
   }
 
@@ -81,6 +106,10 @@ export class SharedUpstream {
       startFailed: this.#startFailed,
     };
     if (this.#lastError !== undefined) state.lastError = this.#lastError;
+    if (this.#options.restart) {
+      state.restarts = this.#restarts;
+      state.restarting = this.#restartTimer !== undefined;
+    }
     return state;
   }
 
@@ -170,6 +199,7 @@ export class SharedUpstream {
       this.#upstream = upstream;
       this.#lastError = undefined;
       this.#startFailed = false;
+      this.#startedAt = performance.now();
       return upstream;
     });
     this.#starting.catch((error) => {
@@ -178,6 +208,27 @@ export class SharedUpstream {
       this.#startFailed = true;
     });
     return this.#starting;
+  }
+
+  /** --restart: starts (and initializes) the server again after a backoff. */
+  #scheduleRestart(why: string): void {
+    if (this.#closed || this.#restartTimer !== undefined) return;
+    // One that ran a while before exiting starts over at the shortest wait.
+    if (performance.now() - this.#startedAt > RESTART_MAX_MS) this.#attempt = 0;
+    const delay = Math.min(RESTART_FIRST_MS * 2 ** this.#attempt++, RESTART_MAX_MS);
+    log.warn(`${why}; restarting it in ${delay / 1000}s`);
+    this.#restartTimer = setTimeout(async () => {
+      this.#restartTimer = undefined;
+      if (this.#closed) return;
+      this.#restarts++;
+      try {
+        await this.#ensureStarted();
+        if (this.#initParams) await this.#initialize();
+        log.info("the shared MCP server is running again");
+      } catch (error) {
+        this.#scheduleRestart(`the shared MCP server did not start: ${formatError(error)}`);
+      }
+    }, delay);
   }
 
   /** Sends initialize (once per upstream) and resolves with its response. */
@@ -249,6 +300,7 @@ export class SharedUpstream {
     this.#requests.clear();
     this.#tokens.clear();
     for (const client of [...this.#clients]) client.upstreamClosed(upstream.closeReason);
+    if (this.#options.restart && !this.#closed) this.#scheduleRestart(`shared ${reason}`);
   }
 }
 

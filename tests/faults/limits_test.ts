@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { fixtureCommand, runCli, startServe } from "../support/cli.ts";
 import { connectHttp, endSession, textOf } from "../support/client.ts";
+import { report, rssMb } from "../support/report.ts";
 import { health, waitFor } from "../support/wait.ts";
 
 const INIT = JSON.stringify({
@@ -46,6 +47,13 @@ Deno.test("faults: 500 concurrent sessions against --max-sessions 400: 400 open,
   const state = await health(proxy.url);
   assert.equal(state.status, "ok");
   assert.equal(state.sessions.streamable, 400);
+  await report({
+    case: "500 concurrent sessions, --max-sessions 400",
+    sessions: 400,
+    requests: 500,
+    lost: answers.filter((answer) => answer.status !== 200 && answer.status !== 503).length,
+    peakRssMb: await rssMb(proxy.process.pid),
+  });
 
   // Legacy SSE counts against the same limit.
   const sse = await fetch(proxy.sseUrl);
@@ -106,6 +114,7 @@ Deno.test("faults: --stateless --restart starts a crashed server again, with no 
     return state.running && state.restarts === 1 && !state.restarting;
   });
   await proxy.waitForLine(/the shared MCP server is running again$/);
+  await report({ case: "stateless server crash with --restart", faults: 1, requests: 3, lost: 0 });
   const after = JSON.parse(textOf(await client.callTool({ name: "whoami", arguments: {} })));
   assert.notEqual(after.pid, before.pid);
   await endSession(client);

@@ -64,12 +64,28 @@ export function checkMessage(value: unknown): string | undefined {
   if ("method" in record) {
     if (typeof record.method !== "string") return '"method" must be a string';
     if ("id" in record && !isValidId(record.id)) return '"id" must be a string or a number';
+    if ("params" in record && (typeof record.params !== "object" || record.params === null)) {
+      return '"params" must be an object or an array';
+    }
     return undefined;
   }
-  if ("result" in record || "error" in record) {
-    return isValidId(record.id) || record.id === null
-      ? undefined
-      : '"id" must be a string or a number';
+  const hasResult = "result" in record;
+  const hasError = "error" in record;
+  if (hasResult && hasError) return 'a response has "result" or "error", not both';
+  if (hasResult) return isValidId(record.id) ? undefined : '"id" must be a string or a number';
+  if (hasError) {
+    if (!isValidId(record.id) && record.id !== null) {
+      return '"id" must be a string, a number or null';
+    }
+    const error = record.error as Record<string, unknown> | null;
+    if (typeof error !== "object" || error === null || Array.isArray(error)) {
+      return '"error" must be an object';
+    }
+    if (typeof error.code !== "number" || !Number.isInteger(error.code)) {
+      return '"error.code" must be an integer';
+    }
+    if (typeof error.message !== "string") return '"error.message" must be a string';
+    return undefined;
   }
   return 'expected "method", "result" or "error"';
 }

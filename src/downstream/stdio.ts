@@ -2,7 +2,14 @@
 // lines of any size across partial reads. stdout carries protocol frames and nothing else.
 
 import { formatError } from "../errors.ts";
-import { checkMessage, errorResponse, type JSONRPCMessage, PARSE_ERROR } from "../jsonrpc.ts";
+import {
+  checkMessage,
+  errorResponse,
+  INVALID_REQUEST,
+  type JSONRPCMessage,
+  PARSE_ERROR,
+  type RequestId,
+} from "../jsonrpc.ts";
 import { pumpLines } from "../lines.ts";
 import { log } from "../log.ts";
 import type { Transport } from "../sdk.ts";
@@ -92,10 +99,21 @@ export class StdioServerTransport implements Transport {
         .catch(() => {});
       return;
     }
+    if (Array.isArray(value) && value.length === 0) {
+      log.warn("ignored an empty batch on stdin");
+      void this.send(errorResponse(null, INVALID_REQUEST, "Invalid Request: empty batch"))
+        .catch(() => {});
+      return;
+    }
     for (const item of Array.isArray(value) ? value : [value]) {
       const problem = checkMessage(item);
       if (problem) {
         log.warn(`ignored a message on stdin: ${problem}`);
+        // Answered, so a client waiting on it does not hang: with its id when it is a request's.
+        void this.send(
+          errorResponse(requestIdOf(item), INVALID_REQUEST, `Invalid Request: ${problem}`),
+        )
+          .catch(() => {});
         continue;
       }
       try {
@@ -105,4 +123,16 @@ export class StdioServerTransport implements Transport {
       }
     }
   }
+}
+
+/**
+ * The id of a malformed message meant as a request (it has a "method"), if that id is valid; null
+ * otherwise (a response's id names a request of ours, not theirs).
+ */
+function requestIdOf(item: unknown): RequestId | null {
+  if (typeof item !== "object" || item === null || Array.isArray(item)) return null;
+  const record = item as Record<string, unknown>;
+  if (!("method" in record)) return null;
+  const id = record.id;
+  return typeof id === "string" || (typeof id === "number" && Number.isFinite(id)) ? id : null;
 }

@@ -31,6 +31,9 @@ export interface HeaderRead {
   (name: string): string | undefined;
 }
 
+/** What an HTTP field value may hold (RFC 9110): tab, visible ASCII, space and Latin-1. */
+export const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
 /**
  * Parses every --header into a list of [name, value] pairs (repeats kept, in order). A missing
  * ${VAR} and a reserved or malformed name are usage errors naming the culprit.
@@ -63,6 +66,12 @@ export function parseHeaders(specs: readonly string[], env: HeaderRead): Array<[
     });
     if (/[\r\n\0]/.test(value)) {
       throw new UsageError(`--header "${name}" has a line break or NUL in its value`);
+    }
+    if (!FIELD_VALUE.test(value)) {
+      throw new UsageError(
+        `--header "${name}" has a control character or a character outside Latin-1 in its ` +
+          "value; a header cannot carry it",
+      );
     }
     return [name, value] as [string, string];
   });

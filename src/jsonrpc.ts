@@ -53,20 +53,30 @@ export function progressTokenOf(message: JSONRPCRequest): string | number | unde
 
 /**
  * Validates that a parsed value is one JSON-RPC 2.0 message (object, `jsonrpc: "2.0"`, and a
- * method or a result/error). Returns a reason when it is not.
+ * method or a result/error). Returns a reason when it is not. `strict` (what clients send us):
+ * also no members beyond JSON-RPC's, integer ids and object params, as MCP requires; servers'
+ * messages are taken as they come.
  */
-export function checkMessage(value: unknown): string | undefined {
+export function checkMessage(value: unknown, strict = false): string | undefined {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     return "expected a JSON-RPC message object";
   }
   const record = value as Record<string, unknown>;
   if (record.jsonrpc !== "2.0") return 'expected "jsonrpc": "2.0"';
+  if (strict) {
+    const extra = Object.keys(record).find((key) => !MEMBERS.has(key));
+    if (extra !== undefined) return `unknown member "${extra.slice(0, 40)}"`;
+    if (typeof record.id === "number" && !Number.isInteger(record.id)) {
+      return '"id" must be a string or an integer';
+    }
+  }
   if ("method" in record) {
     if (typeof record.method !== "string") return '"method" must be a string';
     if ("id" in record && !isValidId(record.id)) return '"id" must be a string or a number';
     if ("params" in record && (typeof record.params !== "object" || record.params === null)) {
       return '"params" must be an object or an array';
     }
+    if (strict && Array.isArray(record.params)) return '"params" must be an object in MCP';
     return undefined;
   }
   const hasResult = "result" in record;
@@ -89,6 +99,9 @@ export function checkMessage(value: unknown): string | undefined {
   }
   return 'expected "method", "result" or "error"';
 }
+
+/** The members a JSON-RPC 2.0 message may have. */
+const MEMBERS = new Set(["jsonrpc", "id", "method", "params", "result", "error"]);
 
 function isValidId(id: unknown): boolean {
   return typeof id === "string" || (typeof id === "number" && Number.isFinite(id));

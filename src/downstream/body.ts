@@ -45,7 +45,7 @@ export async function readJsonBody(req: Request, maxBytes: number): Promise<Body
   const messages = Array.isArray(value) ? value : [value];
   if (messages.length === 0) return fail(400, INVALID_REQUEST, "Invalid Request: empty batch");
   for (const message of messages) {
-    const problem = checkMessage(message);
+    const problem = checkMessage(message, true);
     if (problem) return fail(400, INVALID_REQUEST, `Invalid Request: ${problem}`);
   }
   return { ok: true, value };

@@ -38,8 +38,12 @@ export class Guards {
 
   /** 403 unless the Host header names us (DNS-rebinding protection). */
   checkHost(req: Request): Response | undefined {
-    if (this.#anyHost) return undefined;
     const host = (req.headers.get("host") ?? "").toLowerCase();
+    // A name or an address, and a port: nothing else (no userinfo, spaces or half brackets).
+    if (host !== "" && !HOST_SHAPE.test(host)) {
+      return forbidden(`invalid Host header "${host.slice(0, 100)}"`);
+    }
+    if (this.#anyHost) return undefined;
     if (this.#hosts.has(host) || this.#hosts.has(stripPort(host))) return undefined;
     return forbidden(`Host "${host}" is not allowed; add it with --allowed-host`);
   }
@@ -110,6 +114,8 @@ export class Guards {
     }
   }
 }
+
+const HOST_SHAPE = /^(\[[0-9a-f:.]+\]|[a-z0-9._-]+)(:\d{1,5})?$/;
 
 function stripPort(host: string): string {
   if (host.startsWith("[")) return host.slice(0, host.indexOf("]") + 1);

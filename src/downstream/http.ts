@@ -52,9 +52,14 @@ export function startHttpServer(options: HttpServerOptions): RunningServer {
   };
 
   const handler = async (req: Request, info: Deno.ServeHandlerInfo): Promise<Response> => {
-    const path = new URL(req.url).pathname;
     const wrongHost = guards.checkHost(req);
     if (wrongHost) return wrongHost;
+    let path: string;
+    try {
+      path = new URL(req.url).pathname;
+    } catch {
+      return jsonRpcErrorResponse(400, -32000, "Bad Request: the request's URL is not valid");
+    }
     if (path === "/health" || path === "/ping") {
       if (req.method !== "GET" && req.method !== "HEAD") {
         return jsonRpcErrorResponse(405, -32000, "Method not allowed; use GET", { allow: "GET" });

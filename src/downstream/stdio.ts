@@ -106,7 +106,7 @@ export class StdioServerTransport implements Transport {
       return;
     }
     for (const item of Array.isArray(value) ? value : [value]) {
-      const problem = checkMessage(item);
+      const problem = checkMessage(item, true);
       if (problem) {
         log.warn(`ignored a message on stdin: ${problem}`);
         // Answered, so a client waiting on it does not hang: with its id when it is a request's.

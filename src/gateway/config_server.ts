@@ -3,7 +3,7 @@
 
 import { UsageError } from "../errors.ts";
 import { duration } from "../cli_parse.ts";
-import { RESERVED_HEADERS } from "../headers.ts";
+import { FIELD_VALUE, RESERVED_HEADERS } from "../headers.ts";
 import type { Checker } from "./config_check.ts";
 import type { ServerConfig, ServerOptions, ToolFilterConfig, TransportChoice } from "./config.ts";
 import type { JsonPath } from "./jsonc.ts";
@@ -181,6 +181,13 @@ function header(c: Checker, path: JsonPath, name: string, value: string | undefi
   }
   if (value !== undefined && /[\r\n\0]/.test(value)) {
     c.at(path, "expected a value without line breaks");
+    return false;
+  }
+  if (value !== undefined && !FIELD_VALUE.test(value)) {
+    c.at(
+      path,
+      "expected a value without control characters, in Latin-1 (a header cannot carry it)",
+    );
     return false;
   }
   return true;

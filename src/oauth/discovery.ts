@@ -164,6 +164,10 @@ async function getJson(
   if (url.protocol === "http:" && !options.allowHttp) {
     throw new ProxyError("upstream", `refusing to fetch ${url.href} over plain HTTP`);
   }
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    // A challenge or metadata naming file:, data: or anything else: never fetched.
+    throw new ProxyError("upstream", `refusing to fetch OAuth metadata from ${url.href}`);
+  }
   const response = await options.fetch(url, { headers: { accept: "application/json" } });
   if (!response.ok) {
     await response.body?.cancel();

@@ -77,7 +77,8 @@ export const REMOTE_FLAGS: FlagSpec[] = [
     name: "timeout",
     type: "string",
     arg: "<duration>",
-    help: "fail a request the server has not answered in this long, 0 never (default 60s)",
+    help: "fail a request the server has not answered in this long, 0 never (default 60s; " +
+      "for serve -- <command>, never)",
   },
   {
     name: "connect-timeout",

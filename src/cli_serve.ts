@@ -61,6 +61,8 @@ export interface ServeOptions extends CommonOptions {
   stateless: boolean;
   /** --prewarm: spare children kept started for the next sessions (a command upstream only). */
   prewarm: number;
+  /** --timeout with a command: a request its server has not answered by then fails; 0 never. */
+  commandTimeoutMs: number;
   /** --max-sessions: sessions open at once, beyond which a new one gets 503; 0 for no limit. */
   maxSessions: number;
   /** --restart: a crashed shared server (--stateless) is started again at once, with backoff. */
@@ -211,7 +213,9 @@ export function parseServe(args: readonly string[], env: EnvAccess): ServeOption
     if (values[flag] && config === undefined) throw new UsageError(`--${flag} needs --config`);
   }
   const remoteOnly = remoteFlagsGiven(values).filter((flag) =>
-    config === undefined || !CONFIG_FLAGS.has(flag)
+    (config === undefined || !CONFIG_FLAGS.has(flag)) &&
+    // A stdio server's requests may be bounded too (none by default).
+    !(flag === "--timeout" && config === undefined && command !== undefined)
   );
   if (!isUrl && remoteOnly.length > 0) {
     throw new UsageError(`${remoteOnly[0]} only applies when serve's upstream is a URL`);
@@ -266,6 +270,9 @@ export function parseServe(args: readonly string[], env: EnvAccess): ServeOption
     sessionTimeoutMs: duration("--session-timeout", str(values["session-timeout"]) ?? "5m"),
     stateless: values.stateless === true,
     prewarm,
+    commandTimeoutMs: isUrl || values.timeout === undefined
+      ? 0
+      : duration("--timeout", str(values.timeout)!),
     maxSessions: count("--max-sessions", str(values["max-sessions"]), 1_000_000),
     restart: values.restart === true,
     apiKey,

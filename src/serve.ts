@@ -63,7 +63,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     registry,
     bridge: {
       filter: { tools: new NameFilter(options.tools) },
-      requestTimeoutMs: remote?.timeoutMs,
+      requestTimeoutMs: remote?.timeoutMs ?? (options.commandTimeoutMs || undefined),
       holdClock: remoteSide?.waitingForUser,
     },
   });
@@ -78,6 +78,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     version: VERSION,
     stateless: options.stateless,
     health: spares && (() => ({ ok: true, report: { spares: spares.ready } })),
+    drainMs: options.shutdownGraceMs,
   });
   const what = remote
     ? (await import("./upstream/remote_probe.ts")).shownUrl(remote.url)

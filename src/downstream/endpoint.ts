@@ -102,7 +102,7 @@ export class McpEndpoint {
     if (sessionId !== null) {
       const session = this.#streamable.get(sessionId);
       if (!session) return sessionNotFound(sessionId);
-      const { transport, events, bridge } = session;
+      const { transport, events } = session;
       this.#options.registry.touch(sessionId);
       const lastEventId = req.method === "GET" ? req.headers.get("last-event-id") : null;
       if (lastEventId !== null && !events.knows(lastEventId)) {
@@ -116,7 +116,6 @@ export class McpEndpoint {
       if (req.method !== "POST") return transport.handleRequest(req);
       const body = await readJsonBody(req, this.#options.maxBody);
       if (!body.ok) return body.response;
-      abandonOnDisconnect(bridge, body.value, completed);
       return transport.handleRequest(req, { parsedBody: body.value });
     }
     if (req.method !== "POST") {
@@ -131,26 +130,28 @@ export class McpEndpoint {
         "Bad Request: no Mcp-Session-Id header; a session starts with an initialize request",
       );
     }
-    return await this.#openSession(req, body.value, completed);
+    return await this.#openSession(req, body.value);
   }
 
-  async #openSession(req: Request, body: unknown, completed: Promise<void>): Promise<Response> {
+  async #openSession(req: Request, body: unknown): Promise<Response> {
     const release = this.#options.registry.reserve();
     if (!release) return tooManySessions(this.#options.registry.maxSessions);
     try {
-      return await this.#startSession(req, body, completed);
+      return await this.#startSession(req, body);
     } finally {
       release();
     }
   }
 
-  async #startSession(req: Request, body: unknown, completed: Promise<void>): Promise<Response> {
+  async #startSession(req: Request, body: unknown): Promise<Response> {
     const { registry, eventLimits } = this.#options;
     let sessionId: string | undefined;
     const events = new BoundedEventStore(eventLimits);
     const transport = new StreamableServerTransport({
       sessionId: () => crypto.randomUUID(),
       events,
+      onabandon: (ids) => bridge.abandon(ids),
+      ondelete: () => void bridge.close("the client ended the session"),
       onsessioninitialized: (id) => {
         sessionId = id;
         this.#streamable.set(id, { transport, events, bridge });
@@ -176,7 +177,6 @@ export class McpEndpoint {
     });
     const failed = await startBridge(bridge, (body as { id: string | number }).id);
     if (failed) return failed;
-    abandonOnDisconnect(bridge, body, completed);
     const response = transport.handleRequest(req, { parsedBody: body });
     // Refused before a session began (e.g. 406 for a bad Accept): nothing may keep the child.
     if (sessionId === undefined) await bridge.close("the initialize request was refused");
@@ -259,19 +259,6 @@ export class McpEndpoint {
 function isInitialize(body: unknown): boolean {
   const message = body as JSONRPCMessage;
   return !Array.isArray(body) && isRequest(message) && message.method === "initialize";
-}
-
-/**
- * When the client drops a POST before its answers arrive, its requests stop counting as
- * keeping the session busy (it may still resume them; it is not waiting on this connection).
- */
-function abandonOnDisconnect(bridge: Bridge, body: unknown, completed: Promise<void>): void {
-  completed.catch(() => {
-    const ids = (Array.isArray(body) ? body : [body])
-      .filter((message) => message && "method" in message && "id" in message)
-      .map((message) => message.id as string | number);
-    bridge.abandon(ids);
-  });
 }
 
 /** Starts a bridge; on failure (the child cannot be spawned) answers with a 502 naming why. */

@@ -17,6 +17,8 @@ export interface HttpServerOptions extends GuardOptions {
   stateless: boolean;
   /** More to report on /health (the gateway's servers); `ok: false` answers 503. */
   health?: () => { ok: boolean; report: Record<string, unknown> };
+  /** How long shutdown waits for responses still being written (a client reading nothing). */
+  drainMs?: number;
 }
 
 export interface RunningServer {
@@ -122,7 +124,13 @@ export function startHttpServer(options: HttpServerOptions): RunningServer {
         const drained = server.shutdown();
         await options.registry.closeAll("mcp-proxy is shutting down");
         await Promise.allSettled(options.endpoints.map((endpoint) => endpoint.close()));
-        await drained;
+        // Every answer was sent; a client that does not read it does not hold the exit.
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const late = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, options.drainMs ?? 3000);
+        });
+        await Promise.race([drained, late]);
+        clearTimeout(timer);
       })();
       return stopping;
     },

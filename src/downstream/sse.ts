@@ -3,6 +3,8 @@
 
 import type { Transport } from "../sdk.ts";
 import type { JSONRPCMessage } from "../jsonrpc.ts";
+import { log } from "../log.ts";
+import { admit, MAX_UNREAD_BYTES } from "./streamable.ts";
 
 const encoder = new TextEncoder();
 const KEEPALIVE_MS = 15_000;
@@ -17,6 +19,7 @@ export class SseServerTransport implements Transport {
   #controller?: ReadableStreamDefaultController<Uint8Array>;
   #keepalive?: ReturnType<typeof setInterval>;
   #closed = false;
+  #unread: { biggest?: number } = {};
 
   /** `endpoint` is the path messages are POSTed to; the session id is appended as a query. */
   constructor(endpoint: string, headers: HeadersInit = {}) {
@@ -26,8 +29,9 @@ export class SseServerTransport implements Transport {
         this.#controller = controller;
         controller.enqueue(encoder.encode(`event: endpoint\ndata: ${url}\n\n`));
       },
+      pull: () => void (this.#unread.biggest = 0),
       cancel: () => void this.close(),
-    });
+    }, new ByteLengthQueuingStrategy({ highWaterMark: MAX_UNREAD_BYTES }));
     this.response = new Response(stream, {
       headers: {
         ...headers,
@@ -67,11 +71,19 @@ export class SseServerTransport implements Transport {
     return Promise.resolve();
   }
 
+  /** Writes an event; a client that left MAX_UNREAD_BYTES unread ends the session. */
   #write(text: string): void {
+    const controller = this.#controller;
+    if (!controller) return;
     try {
-      this.#controller?.enqueue(encoder.encode(text));
+      const bytes = encoder.encode(text);
+      if (admit(controller, this.#unread, bytes)) return controller.enqueue(bytes);
+      log.warn(`SSE session ${this.sessionId}: the client is not reading its stream; ended`);
+      controller.error(new Error("the client is not reading this stream"));
+      this.#controller = undefined;
     } catch {
-      void this.close();
+      // Closed or cancelled already.
     }
+    void this.close();
   }
 }

@@ -19,7 +19,20 @@ export interface StreamableOptions {
   onsessioninitialized?: (id: string) => void;
   /** Comment lines on open streams this often, so proxies keep them open (default 15 s). */
   keepAliveMs?: number;
+  /** A POST stream was dropped before these requests were answered (the client stopped waiting). */
+  onabandon?: (ids: RequestId[]) => void;
+  /**
+   * DELETE: ends the session. Without it the transport closes at once; with it (the bridge's
+   * close), requests in flight are answered first and the bridge closes the transport.
+   */
+  ondelete?: () => void;
 }
+
+/**
+ * Most bytes a connection may have waiting for a client that does not read them; past that the
+ * connection is dropped (its events stay held for a Last-Event-ID resume) rather than buffered.
+ */
+export const MAX_UNREAD_BYTES = 8 * 1024 * 1024;
 
 /** The most messages in one POSTed batch. */
 const MAX_BATCH = 100;
@@ -37,6 +50,8 @@ interface Stream {
   controller?: ReadableStreamDefaultController<Uint8Array>;
   /** Requests of this POST not answered yet; the stream ends when none are left. */
   pending: Set<RequestId>;
+  /** The biggest chunk queued since the client last caught up (it may take that long to read). */
+  biggest?: number;
 }
 
 export class StreamableServerTransport implements Transport {
@@ -226,7 +241,8 @@ export class StreamableServerTransport implements Transport {
   #delete(req: Request): Response {
     const refused = this.#checkSession(req) ?? checkProtocolVersion(req);
     if (refused) return refused;
-    void this.close();
+    if (this.#options.ondelete) this.#options.ondelete();
+    else void this.close();
     return new Response(null, { status: 200 });
   }
 
@@ -247,13 +263,17 @@ export class StreamableServerTransport implements Transport {
     let controller!: ReadableStreamDefaultController<Uint8Array>;
     const readable = new ReadableStream<Uint8Array>({
       start: (c) => void (controller = c),
+      // Called once the client has read the queue down below its bound: it keeps up.
+      pull: () => void (stream.biggest = 0),
       cancel: () => {
-        if (stream.controller === controller) stream.controller = undefined;
+        if (stream.controller !== controller) return;
+        stream.controller = undefined;
         if (streamId === GET_STREAM && this.#streams.get(GET_STREAM) === stream) {
           this.#streams.delete(GET_STREAM);
         }
+        if (stream.pending.size > 0) this.#options.onabandon?.([...stream.pending]);
       },
-    });
+    }, new ByteLengthQueuingStrategy({ highWaterMark: MAX_UNREAD_BYTES }));
     stream.controller = controller;
     this.#armKeepalive();
     return readable;
@@ -290,13 +310,36 @@ export class StreamableServerTransport implements Transport {
   }
 }
 
-/** Writes to the stream's connection; a connection that cannot take it is detached. */
+/**
+ * Writes to the stream's connection; a connection that cannot take it, or whose client has left
+ * MAX_UNREAD_BYTES unread, is dropped (what it missed stays in the event store).
+ */
 function write(stream: Stream, bytes: Uint8Array): void {
+  const controller = stream.controller;
+  if (!controller) return;
   try {
-    stream.controller?.enqueue(bytes);
+    if (admit(controller, stream, bytes)) return controller.enqueue(bytes);
+    controller.error(new Error("the client is not reading this stream"));
   } catch {
-    stream.controller = undefined;
+    // Closed or cancelled already.
   }
+  stream.controller = undefined;
+}
+
+/**
+ * Whether `bytes` may be queued for the client: not when it has left MAX_UNREAD_BYTES unread, or
+ * more than the biggest message queued since it last caught up (one big message may take a while
+ * to read). `state.biggest` is reset by the stream's pull, when the client has caught up.
+ */
+export function admit(
+  controller: ReadableStreamDefaultController<Uint8Array>,
+  state: { biggest?: number },
+  bytes: Uint8Array,
+): boolean {
+  const queued = MAX_UNREAD_BYTES - (controller.desiredSize ?? 0);
+  if (queued >= Math.max(MAX_UNREAD_BYTES, state.biggest ?? 0)) return false;
+  state.biggest = Math.max(state.biggest ?? 0, bytes.length);
+  return true;
 }
 
 function closeQuietly(controller: ReadableStreamDefaultController<Uint8Array>): void {

@@ -83,6 +83,7 @@ export class Gateway {
       version: VERSION,
       stateless: serve.stateless,
       health: () => this.#health(),
+      drainMs: serve.shutdownGraceMs,
     });
     const url = this.#server.url;
     if (config.merged.enabled) log.info(`merged: ${url}${config.merged.route}/mcp`);

@@ -8,6 +8,9 @@ import { pumpLines } from "../lines.ts";
 import { log } from "../log.ts";
 import { hostSystem, resolveCommand } from "./resolve_command.ts";
 
+/** How long a child whose stdout ended may take to exit before it counts as hung. */
+const STDOUT_GRACE_MS = 1000;
+
 /** A transport that can say why it closed (used for the errors sent to pending requests). */
 export interface UpstreamTransport extends Transport {
   /** Set once closed: e.g. "exited with code 1". */
@@ -49,6 +52,7 @@ export class ChildTransport implements UpstreamTransport {
   #writer?: WritableStreamDefaultWriter<Uint8Array>;
   #exited?: Promise<void>;
   #closing = false;
+  #stdoutClosed = false;
   #label = "child";
 
   constructor(options: ChildOptions) {
@@ -89,7 +93,18 @@ export class ChildTransport implements UpstreamTransport {
     log.debug(`started "${command}" as pid ${child.pid}`);
     const stdout = pumpLines(child.stdout, (line) => this.#onLine(line)).catch(() => {});
     pumpLines(child.stderr, (line) => log.child(this.#label, line)).catch(() => {});
+    let exited = false;
+    // A server that closes its stdout but lives on can answer nothing more: it is ended, and
+    // requests waiting on it get that as the reason (not a hang).
+    void stdout.then(async () => {
+      await Promise.race([child.status, delay(STDOUT_GRACE_MS)]);
+      if (exited || this.#closing) return;
+      this.#stdoutClosed = true;
+      log.warn(`MCP server ${this.#label} closed its stdout but is still running; ending it`);
+      await this.close();
+    });
     this.#exited = child.status.then(async (status) => {
+      exited = true;
       live.delete(child);
       if (!this.#closing) {
         // It exited on its own: whatever it started goes too (no orphaned grandchildren).
@@ -99,7 +114,9 @@ export class ChildTransport implements UpstreamTransport {
       }
       // Deliver what the child wrote before exiting, unless a grandchild holds stdout open.
       await Promise.race([stdout, delay(500)]);
-      this.closeReason = status.signal
+      this.closeReason = this.#stdoutClosed
+        ? "closed its stdout"
+        : status.signal
         ? `was killed by ${status.signal}`
         : `exited with code ${status.code}`;
       if (!this.#closing) log.warn(`MCP server ${this.#label} ${this.closeReason}`);

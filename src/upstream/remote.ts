@@ -73,6 +73,8 @@ export class RemoteTransport implements UpstreamTransport {
   #internal = new Map<RequestId, (message: JSONRPCMessage) => void>();
   /** The client's requests sent and not yet answered, by the transport that carried them. */
   #inflight = new Map<RequestId, Client>();
+  /** Those of them whose POST the server accepted: a new session will never answer them. */
+  #accepted = new Set<RequestId>();
   /** The server's requests to the client, by the transport (so session) they came on. */
   #serverRequests = new Map<RequestId, Client>();
   /** Per transport: its reconnection settings, set to stop when it is discarded. */
@@ -136,6 +138,9 @@ export class RemoteTransport implements UpstreamTransport {
     if (isRequest(message)) this.#inflight.set(message.id, client);
     try {
       await client.send(message);
+      if (isRequest(message) && this.#inflight.get(message.id) === client) {
+        this.#accepted.add(message.id);
+      }
     } catch (error) {
       // Sent on a session replaced meanwhile (its transport discarded), or on one the server forgot.
       const replaced = this.#client !== client && !this.#closed;
@@ -150,6 +155,9 @@ export class RemoteTransport implements UpstreamTransport {
       const next = this.#current();
       if (isRequest(message)) this.#inflight.set(message.id, next);
       await next.send(message);
+      if (isRequest(message) && this.#inflight.get(message.id) === next) {
+        this.#accepted.add(message.id);
+      }
     }
   }
 
@@ -268,6 +276,7 @@ export class RemoteTransport implements UpstreamTransport {
         return internal(message);
       }
       this.#inflight.delete(message.id);
+      this.#accepted.delete(message.id);
       if (message.id === this.#initialize?.id && "result" in message) {
         const version = (message.result as { protocolVersion?: unknown }).protocolVersion;
         if (typeof version === "string") client.setProtocolVersion?.(version);
@@ -283,7 +292,10 @@ export class RemoteTransport implements UpstreamTransport {
     if (!isRequest(message)) {
       if ("method" in message && message.method === "notifications/cancelled") {
         const id = (message.params as { requestId?: RequestId } | undefined)?.requestId;
-        if (id !== undefined) this.#inflight.delete(id);
+        if (id !== undefined) {
+          this.#inflight.delete(id);
+          this.#accepted.delete(id);
+        }
       }
       return;
     }
@@ -314,6 +326,15 @@ export class RemoteTransport implements UpstreamTransport {
     log.info(`${why}; starting a new one`);
     const kind = this.#kind;
     this.#client = undefined;
+    // What the old session had accepted dies with it: answered now, not at --timeout. (Requests
+    // whose own POST met the 404 are sent again on the new session.)
+    for (const [id, carrier] of this.#inflight) {
+      if (carrier !== failed || !this.#accepted.has(id) || this.#internal.has(id)) continue;
+      this.#inflight.delete(id);
+      this.#accepted.delete(id);
+      const lost = "the server lost the session while this request was in flight; retry it";
+      this.onmessage?.(errorResponse(id, UPSTREAM_ERROR, lost));
+    }
     return this.#ready = this.#settle((async () => {
       await this.#discard(failed);
       const client = this.#create(kind);
@@ -339,6 +360,7 @@ export class RemoteTransport implements UpstreamTransport {
     for (const [id, carrier] of this.#inflight) {
       if (carrier !== client || this.#internal.has(id)) continue;
       this.#inflight.delete(id);
+      this.#accepted.delete(id);
       const lost = "the server dropped the connection while this request was in flight";
       this.onmessage?.(errorResponse(id, UPSTREAM_ERROR, lost));
     }
@@ -401,9 +423,12 @@ export class RemoteTransport implements UpstreamTransport {
   }
 
   #failure(error: unknown): unknown {
-    return error instanceof StreamableHTTPError
-      ? new ProxyError("upstream", `the server answered: ${formatError(error)}`, { cause: error })
-      : error;
+    if (!(error instanceof StreamableHTTPError)) return error;
+    // The status says what happened when the body says nothing (a load balancer's empty 500).
+    const status = error.code !== undefined && error.code > 0 ? ` ${error.code}` : "";
+    return new ProxyError("upstream", `the server answered${status}: ${formatError(error)}`, {
+      cause: error,
+    });
   }
 
   /** Our fetch, watching answers while a transport is being tried (for the fallback decision). */

@@ -71,6 +71,7 @@ async function main(args: string[]): Promise<number> {
         MCP_PROXY_FAULTS_REPORT: reportPath,
         MCP_PROXY_FUZZ_RUNS: runs,
         MCP_PROXY_FUZZ_SEED: seed,
+        NO_COLOR: "1",
       },
       stdout: "piped",
       stderr: "inherit",
@@ -82,7 +83,7 @@ async function main(args: string[]): Promise<number> {
     out(render(figures, { seed, runs, seconds, passed: summary?.[2], failed: summary?.[4] }));
     const lost = figures.reduce((sum, f) => sum + (f.lost ?? 0), 0);
     if (!test.success || lost > 0) {
-      out(text.split("\n").filter((line) => /FAILED|ERRORS|error/.test(line)).join("\n"));
+      out(text.split("\n").filter((line) => /FAILED|^error/.test(line)).join("\n"));
       return 1;
     }
     return 0;

@@ -414,6 +414,8 @@ export function judgeItem(item: unknown): ItemVerdict {
     // MCP's params are objects; JSON-RPC allows arrays. Unknown members are not forbidden.
     if (Array.isArray(m.params)) return { kind: "either", id, why: "params is an array", served };
     if (extra.length > 0) return { kind: "either", id, why: `extra members ${extra}`, served };
+    // MCP's numeric ids are integers; JSON-RPC only says they should have no fractional part.
+    if (fractional(m.id)) return { kind: "either", id, why: "a fractional id", served };
     return served;
   }
   const hasResult = "result" in m;
@@ -437,7 +439,14 @@ export function judgeItem(item: unknown): ItemVerdict {
   if (extra.length > 0) {
     return { kind: "either", id, why: `extra members ${extra}`, served: { kind: "silent" } };
   }
+  if (fractional(m.id)) {
+    return { kind: "either", id, why: "a fractional id", served: { kind: "silent" } };
+  }
   return { kind: "silent" };
+}
+
+function fractional(id: unknown): boolean {
+  return typeof id === "number" && !Number.isInteger(id);
 }
 
 /** Whether `bytes` is well-formed UTF-8. */

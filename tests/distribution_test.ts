@@ -181,4 +181,10 @@ Deno.test("workflows: actions pinned by SHA, read-only by default, release build
   assert.match(release, /deno publish/);
   const ci = await Deno.readTextFile(new URL("../.github/workflows/ci.yml", import.meta.url));
   assert.match(ci, /os: \[ubuntu-latest, macos-latest, windows-latest\]/);
+  // Windows runs command resolution end to end (its Windows-only case), and every file it names.
+  const windows = ci.match(/- run: >-\n((?:\s{10}.*\n)+)\s+if: runner\.os == 'Windows'/)?.[1];
+  assert.ok(windows, "a Windows test step");
+  const files: string[] = windows.match(/tests\/\S+_test\.ts/g) ?? [];
+  assert.ok(files.includes("tests/resolve_command_test.ts"), windows);
+  for (const file of files) await Deno.stat(new URL(`../${file}`, import.meta.url));
 });

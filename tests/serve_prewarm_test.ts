@@ -3,7 +3,8 @@
 
 import assert from "node:assert/strict";
 import { fixtureCommand, runCli, startServe } from "./support/cli.ts";
-import { connectHttp, endSession, textOf } from "./support/client.ts";
+import { connectHttp, endSession, initializeJson, POST_HEADERS, textOf } from "./support/client.ts";
+import { alive } from "./support/gateway.ts";
 import { health, waitFor } from "./support/wait.ts";
 
 const faulty = fixtureCommand("faulty_stdio.ts");
@@ -14,14 +15,6 @@ async function childrenOf(pid: number): Promise<number[]> {
     .output();
   return new TextDecoder().decode(stdout).split("\n").map((line) => line.trim()).filter(Boolean)
     .map(Number);
-}
-
-/** True while `pid` names a live (not zombie) process. */
-async function alive(pid: number): Promise<boolean> {
-  const { stdout } = await new Deno.Command("ps", { args: ["-o", "stat=", "-p", String(pid)] })
-    .output();
-  const stat = new TextDecoder().decode(stdout).trim();
-  return stat !== "" && !stat.startsWith("Z");
 }
 
 type Spares = { spares?: number; children: number };
@@ -81,17 +74,8 @@ Deno.test("serve --prewarm: a command that cannot start still gets its clear 502
   await using proxy = await startServe(["--prewarm", "1"], ["mcp-proxy-no-such-command"]);
   const response = await fetch(proxy.mcpUrl, {
     method: "POST",
-    headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
-    body: JSON.stringify({
-      jsonrpc: "2.0",
-      id: 1,
-      method: "initialize",
-      params: {
-        protocolVersion: "2025-11-25",
-        capabilities: {},
-        clientInfo: { name: "t", version: "1" },
-      },
-    }),
+    headers: POST_HEADERS,
+    body: initializeJson(),
   });
   assert.equal(response.status, 502);
   const body = await response.json();

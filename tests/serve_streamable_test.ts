@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { fixtureCommand, startServe } from "./support/cli.ts";
-import { textOf } from "./support/client.ts";
+import { initializeJson, textOf } from "./support/client.ts";
 import { messageOf, parseSse, type SseEvent } from "./support/sse.ts";
 import { waitFor } from "./support/wait.ts";
 
@@ -33,16 +33,7 @@ async function open(url: URL, protocol: string) {
   const response = await fetch(url, {
     method: "POST",
     headers: POST_HEADERS,
-    body: JSON.stringify({
-      jsonrpc: "2.0",
-      id: 0,
-      method: "initialize",
-      params: {
-        protocolVersion: protocol,
-        capabilities: {},
-        clientInfo: { name: "t", version: "1" },
-      },
-    }),
+    body: initializeJson(protocol, 0),
   });
   const id = response.headers.get("mcp-session-id")!;
   const opening = await readAll(response);

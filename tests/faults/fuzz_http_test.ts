@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { fixtureCommand, type ServeProcess, startServe } from "../support/cli.ts";
 import { report, rssMb } from "../support/report.ts";
-import { connectHttp, textOf } from "../support/client.ts";
+import { connectHttp, initializeJson, textOf } from "../support/client.ts";
 import {
   type BodyVerdict,
   type Bytes,
@@ -19,6 +19,7 @@ import {
   judgeBody,
   Rng,
   show,
+  Waiter,
 } from "../support/fuzz.ts";
 
 const MAX_BODY = 256 * 1024;
@@ -156,7 +157,7 @@ class SseSession implements AsyncDisposable {
   readonly messages: Message[] = [];
   messageUrl!: URL;
   #reader?: ReadableStreamDefaultReader<Uint8Array>;
-  #wake: Array<() => void> = [];
+  #waiter = new Waiter();
   #reading?: Promise<void>;
 
   async open(base: string): Promise<void> {
@@ -177,7 +178,7 @@ class SseSession implements AsyncDisposable {
           if (event === "endpoint") endpoint!(new URL(data, base));
           else if (data.trim() !== "") this.messages.push(JSON.parse(data));
         }
-        for (const wake of this.#wake.splice(0)) wake();
+        this.#waiter.wake();
       }
     })().catch(() => {});
     const ended = this.#reading.then(() => {
@@ -187,18 +188,7 @@ class SseSession implements AsyncDisposable {
   }
 
   async until(check: () => boolean, timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!check()) {
-      const left = deadline - Date.now();
-      if (left <= 0) return false;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        this.#wake.push(resolve);
-        timer = setTimeout(resolve, left);
-      });
-      clearTimeout(timer);
-    }
-    return true;
+    return await this.#waiter.until(check, timeoutMs);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -304,16 +294,7 @@ async function openSession(proxy: ServeProcess): Promise<Record<string, string>>
   const response = await fetch(proxy.mcpUrl, {
     method: "POST",
     headers: POST_HEADERS,
-    body: JSON.stringify({
-      jsonrpc: "2.0",
-      id: 0,
-      method: "initialize",
-      params: {
-        protocolVersion: PROTOCOL,
-        capabilities: {},
-        clientInfo: { name: "fuzz", version: "1.0.0" },
-      },
-    }),
+    body: initializeJson(PROTOCOL, 0),
   });
   const id = response.headers.get("mcp-session-id");
   assert.ok(id, "a session id");

@@ -18,6 +18,7 @@ import {
   judgeFrames,
   Rng,
   show,
+  Waiter,
 } from "../support/fuzz.ts";
 import { startNative } from "../support/native.ts";
 import { report, rssMb } from "../support/report.ts";
@@ -33,7 +34,7 @@ class ConnectProcess implements AsyncDisposable {
   readonly stderr: string[] = [];
   readonly stdoutDone: Promise<void>;
   #writer: WritableStreamDefaultWriter<Uint8Array>;
-  #wake: Array<() => void> = [];
+  #waiter = new Waiter();
 
   constructor(url: string) {
     const [exe, ...prefix] = cliCommand();
@@ -50,11 +51,11 @@ class ConnectProcess implements AsyncDisposable {
       } catch {
         this.nonJson.push(line);
       }
-      for (const wake of this.#wake.splice(0)) wake();
+      this.#waiter.wake();
     }).catch(() => {});
     void pumpLines(this.process.stderr, (line) => void this.stderr.push(line)).catch(() => {});
     this.process.status.then(() => {
-      for (const wake of this.#wake.splice(0)) wake();
+      this.#waiter.wake();
     });
   }
 
@@ -68,18 +69,7 @@ class ConnectProcess implements AsyncDisposable {
 
   /** Waits until `check` holds (re-checked on each stdout line); false at the deadline. */
   async until(check: () => boolean, timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!check()) {
-      const left = deadline - Date.now();
-      if (left <= 0) return false;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        this.#wake.push(resolve);
-        timer = setTimeout(resolve, left);
-      });
-      clearTimeout(timer);
-    }
-    return true;
+    return await this.#waiter.until(check, timeoutMs);
   }
 
   /** The answer to request `id` sent after message index `from`. */

@@ -9,6 +9,7 @@ import { UsageError } from "../../src/errors.ts";
 import { ConfigError, parseConfig } from "../../src/gateway/config.ts";
 import { ServerStore } from "../../src/oauth/store.ts";
 import { runCli } from "../support/cli.ts";
+import { initializeJson } from "../support/client.ts";
 import { startGateway, stdioServer, tempDir, writeConfig } from "../support/gateway.ts";
 import { rawRequest } from "../support/hostile.ts";
 
@@ -165,16 +166,7 @@ Deno.test("gateway: no spelling of a path reaches a token-protected server witho
   await using gateway = await startGateway(path);
   await gateway.waitState(["locked", "open"]);
   const port = Number(new URL(gateway.url).port);
-  const initialize = JSON.stringify({
-    jsonrpc: "2.0",
-    id: 1,
-    method: "initialize",
-    params: {
-      protocolVersion: "2025-11-25",
-      capabilities: {},
-      clientInfo: { name: "t", version: "1" },
-    },
-  });
+  const initialize = initializeJson();
   const post = (target: string, extra: string[] = []) =>
     rawRequest(port, [
       `POST ${target} HTTP/1.1`,

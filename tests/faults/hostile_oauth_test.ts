@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { ServerStore } from "../../src/oauth/store.ts";
 import { runCli } from "../support/cli.ts";
+import { initializeJson } from "../support/client.ts";
 import { tempDir } from "../support/gateway.ts";
 import { startRecorder } from "../support/hostile.ts";
 import { browserEnv, connectFails, startAuthServer, startOAuth } from "../support/oauth.ts";
@@ -127,16 +128,7 @@ Deno.test("connect: a server redirecting to another origin does not get our --he
   await using server = startRecorder(() =>
     new Response(null, { status: 307, headers: { location: `${elsewhere.origin}/mcp` } })
   );
-  const initialize = JSON.stringify({
-    jsonrpc: "2.0",
-    id: 1,
-    method: "initialize",
-    params: {
-      protocolVersion: "2025-11-25",
-      capabilities: {},
-      clientInfo: { name: "t", version: "1" },
-    },
-  });
+  const initialize = initializeJson();
   const result = await runCli([
     "connect",
     `${server.origin}/mcp`,

@@ -3,24 +3,18 @@
 
 import assert from "node:assert/strict";
 import { fixtureCommand, runCli, startServe } from "../support/cli.ts";
-import { connectHttp, endSession, textOf } from "../support/client.ts";
+import {
+  connectHttp,
+  endSession,
+  initializeJson,
+  POST_HEADERS,
+  textOf,
+} from "../support/client.ts";
 import { report, rssMb } from "../support/report.ts";
 import { health, waitFor } from "../support/wait.ts";
 
-const INIT = JSON.stringify({
-  jsonrpc: "2.0",
-  id: 1,
-  method: "initialize",
-  params: {
-    protocolVersion: "2025-11-25",
-    capabilities: {},
-    clientInfo: { name: "t", version: "1" },
-  },
-});
-const HEADERS = {
-  "content-type": "application/json",
-  accept: "application/json, text/event-stream",
-};
+const INIT = initializeJson();
+const HEADERS = POST_HEADERS;
 
 Deno.test("faults: 500 concurrent sessions against --max-sessions 400: 400 open, 100 get 503", async () => {
   // The built-in demo server: sessions without children, so 500 fit in a test.

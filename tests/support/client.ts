@@ -113,3 +113,19 @@ function readable(stream: NonNullable<StdioClientTransport["stderr"]>): Readable
     },
   });
 }
+
+/** The headers of a Streamable HTTP POST made by hand. */
+export const POST_HEADERS = {
+  "content-type": "application/json",
+  accept: "application/json, text/event-stream",
+} as const;
+
+/** An initialize request's JSON, for tests that speak the protocol by hand. */
+export function initializeJson(protocolVersion = "2025-11-25", id: number | string = 1): string {
+  return JSON.stringify({
+    jsonrpc: "2.0",
+    id,
+    method: "initialize",
+    params: { protocolVersion, capabilities: {}, clientInfo: { name: "t", version: "1" } },
+  });
+}

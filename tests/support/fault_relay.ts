@@ -4,8 +4,8 @@
 // the everything server over native Streamable HTTP on a port of our choosing (so it can be
 // restarted in place, knowing nothing of the old sessions); and servers that never say a word.
 
-import { pumpLines } from "../../src/lines.ts";
 import { fixturePath } from "./cli.ts";
+import { startListening } from "./listening.ts";
 
 /** An HTTP relay to `target` (an origin) that can fail chosen POSTs; disposable. */
 export class FaultRelay implements AsyncDisposable {
@@ -141,36 +141,8 @@ export interface Everything extends AsyncDisposable {
 }
 
 export async function startEverything(port = 0): Promise<Everything> {
-  const process = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--no-prompt",
-      "--allow-net=127.0.0.1",
-      fixturePath("everything_http.ts"),
-      String(port),
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const url = await new Promise<string>((resolve, reject) => {
-    void pumpLines(process.stdout, (line) => {
-      const match = /^listening (\S+)/.exec(line);
-      if (match) resolve(match[1]!);
-    }).catch(() => {});
-    process.status.then(() => reject(new Error("the everything fixture exited before listening")));
-  });
-  let killed = false;
-  const kill = async () => {
-    if (killed) return;
-    killed = true;
-    try {
-      process.kill("SIGKILL");
-    } catch {
-      // Gone already.
-    }
-    await process.status;
-  };
+  const args = ["run", "--no-prompt", "--allow-net=127.0.0.1", fixturePath("everything_http.ts")];
+  const { url, kill } = await startListening([...args, String(port)], "the everything fixture");
   return {
     port: Number(new URL(url).port),
     url,

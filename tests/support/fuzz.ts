@@ -681,3 +681,29 @@ export class FuzzReport {
     throw new Error(lines.join("\n"));
   }
 }
+
+/** Waits for a condition that is re-checked whenever `wake()` is called (or at the deadline). */
+export class Waiter {
+  #wake: Array<() => void> = [];
+
+  /** Re-checks every waiting condition now. */
+  wake(): void {
+    for (const wake of this.#wake.splice(0)) wake();
+  }
+
+  /** Resolves true once `check` holds, false at the deadline. */
+  async until(check: () => boolean, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!check()) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.#wake.push(resolve);
+        timer = setTimeout(resolve, left);
+      });
+      clearTimeout(timer);
+    }
+    return true;
+  }
+}

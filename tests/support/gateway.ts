@@ -2,8 +2,9 @@
 // permission flags and waits for its route lines; writes configs to temp files; reads the
 // per-server /health report and waits on it (readiness, never sleeps).
 
-import { pumpLines } from "../../src/lines.ts";
 import { cliCommand, fixtureCommand, fixturePath, ServeProcess } from "./cli.ts";
+import { initializeJson, POST_HEADERS } from "./client.ts";
+import { startListening } from "./listening.ts";
 import { waitFor } from "./wait.ts";
 // @ts-types="@modelcontextprotocol/sdk/types"
 export { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
@@ -177,21 +178,8 @@ export async function rawInitialize(
 ): Promise<Response> {
   return await fetch(url, {
     method: "POST",
-    headers: {
-      "content-type": "application/json",
-      accept: "application/json, text/event-stream",
-      ...headers,
-    },
-    body: JSON.stringify({
-      jsonrpc: "2.0",
-      id: 1,
-      method: "initialize",
-      params: {
-        protocolVersion: "2025-11-25",
-        capabilities: {},
-        clientInfo: { name: "t", version: "1" },
-      },
-    }),
+    headers: { ...POST_HEADERS, ...headers },
+    body: initializeJson(),
   });
 }
 
@@ -199,36 +187,7 @@ export async function rawInitialize(
 export async function startRemote(
   port = 0,
 ): Promise<{ url: string; port: number; kill(): Promise<void> } & AsyncDisposable> {
-  const process = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--no-prompt",
-      "--allow-net=127.0.0.1",
-      fixturePath("everything_http.ts"),
-      String(port),
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  void pumpLines(process.stderr, () => {}).catch(() => {});
-  const url = await new Promise<string>((resolve, reject) => {
-    void pumpLines(process.stdout, (line) => {
-      const match = /^listening (\S+)/.exec(line);
-      if (match) resolve(match[1]!);
-    }).catch(() => {});
-    process.status.then(() => reject(new Error("the remote fixture exited before listening")));
-  });
-  let killed = false;
-  const kill = async () => {
-    if (killed) return;
-    killed = true;
-    try {
-      process.kill("SIGKILL");
-    } catch {
-      // Already gone.
-    }
-    await process.status;
-  };
+  const args = ["run", "--no-prompt", "--allow-net=127.0.0.1", fixturePath("everything_http.ts")];
+  const { url, kill } = await startListening([...args, String(port)], "the remote fixture");
   return { url, port: Number(new URL(url).port), kill, [Symbol.asyncDispose]: kill };
 }

@@ -1,8 +1,8 @@
 // Real MCP servers for connect and serve <url> to talk to: the everything fixture over native
 // Streamable HTTP, or over legacy SSE only (a POST to its URL answers 405, or 404). Disposable.
 
-import { pumpLines } from "../../src/lines.ts";
 import { fixturePath } from "./cli.ts";
+import { startListening } from "./listening.ts";
 
 export type NativeKind = "http" | "sse-405" | "sse-404";
 
@@ -39,32 +39,8 @@ export async function startNative(kind: NativeKind = "http"): Promise<NativeServ
       "--post-status",
       kind === "sse-404" ? "404" : "405",
     ];
-  const process = new Deno.Command(Deno.execPath(), {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  void pumpLines(process.stderr, () => {}).catch(() => {});
-  const url = await new Promise<string>((resolve, reject) => {
-    void pumpLines(process.stdout, (line) => {
-      const match = /^listening (\S+)/.exec(line);
-      if (match) resolve(match[1]!);
-    }).catch(() => {});
-    process.status.then(() => reject(new Error(`the ${kind} fixture exited before listening`)));
-  });
+  const { url, process, kill } = await startListening(args, `the ${kind} fixture`);
   const admin = (path: string) => new URL(path, url);
-  let killed = false;
-  const kill = async () => {
-    if (killed) return;
-    killed = true;
-    try {
-      process.kill("SIGKILL");
-    } catch {
-      // Already gone.
-    }
-    await process.status;
-  };
   return {
     url,
     process,

@@ -3,54 +3,10 @@
 // starts on 127.0.0.1:0, is ready when it prints "listening <url>", and stops when disposed.
 
 import { join } from "node:path";
-import { pumpLines } from "../../src/lines.ts";
 import { runFlags } from "../../src/permissions.ts";
 import { fixturePath, MAIN } from "./cli.ts";
+import { startListening } from "./listening.ts";
 import { Client, StdioClientTransport } from "./sdk.ts";
-
-/** A fixture process that printed "listening <url>". */
-interface Listening {
-  url: string;
-  process: Deno.ChildProcess;
-  kill(): Promise<void>;
-}
-
-async function startListening(args: string[], what: string): Promise<Listening> {
-  const process = new Deno.Command(Deno.execPath(), {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const errors: string[] = [];
-  void pumpLines(process.stderr, (line) => void errors.push(line)).catch(() => {});
-  let killed = false;
-  const kill = async () => {
-    if (killed) return;
-    killed = true;
-    try {
-      process.kill("SIGKILL");
-    } catch {
-      // Already gone.
-    }
-    await process.status;
-  };
-  try {
-    const url = await new Promise<string>((resolve, reject) => {
-      void pumpLines(process.stdout, (line) => {
-        const match = /^listening (\S+)/.exec(line);
-        if (match) resolve(match[1]!);
-      }).catch(() => {});
-      process.status.then(() =>
-        reject(new Error(`${what} exited before listening:\n${errors.join("\n")}`))
-      );
-    });
-    return { url, process, kill };
-  } catch (error) {
-    await kill();
-    throw error;
-  }
-}
 
 /** What auth_server.ts's GET /admin/stats answers. */
 export interface AuthStats {

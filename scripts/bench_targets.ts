@@ -13,7 +13,7 @@ export type Direction =
   | "baseline"
   | "stdio, no proxy"
   | "serve /mcp"
-  | "serve /mcp --prewarm 4"
+  | "serve /mcp --prewarm 1"
   | "serve /mcp --stateless"
   | "serve /sse"
   | "serve <url>"
@@ -212,11 +212,11 @@ export function ourTargets(): Target[] {
     id: `ours/serve-${path}${flag ? `-${flag.slice(2)}` : ""}`,
     implementation: OURS,
     direction: `serve /${path}${
-      flag === "--prewarm" ? " --prewarm 4" : flag ? ` ${flag}` : ""
+      flag === "--prewarm" ? " --prewarm 1" : flag ? ` ${flag}` : ""
     }` as Direction,
     remote: false,
     spawnsChildren: flag !== "--stateless",
-    spares: flag === "--prewarm" ? 4 : undefined,
+    spares: flag === "--prewarm" ? 1 : undefined,
     multiSession: true,
     start: () =>
       startHttp(
@@ -225,7 +225,7 @@ export function ourTargets(): Target[] {
           "serve",
           "--port",
           "0",
-          ...(flag === "--prewarm" ? ["--prewarm", "4"] : flag ? [flag] : []),
+          ...(flag === "--prewarm" ? ["--prewarm", "1"] : flag ? [flag] : []),
           "--",
           ...STDIO_SERVER,
         ],

@@ -1,5 +1,5 @@
-// A remote MCP server over Streamable HTTP or legacy SSE: the SDK's client transports, fed our
-// fetch, behind the fallback strategy. A session the server forgot (404 on any request, the GET
+// A remote MCP server over Streamable HTTP (our client transport) or legacy SSE (the SDK's), fed
+// our fetch, behind the fallback strategy. A session the server forgot (404 on any request, the GET
 // stream included) or replaced (a new SSE `endpoint`) is initialized again with the client's own
 // initialize, its log level and subscriptions restored, and the request retried. close() sends
 // DELETE.
@@ -15,13 +15,9 @@ import {
   UPSTREAM_ERROR,
 } from "../jsonrpc.ts";
 import { log } from "../log.ts";
-import {
-  type FetchLike,
-  SSEClientTransport,
-  StreamableHTTPClientTransport,
-  StreamableHTTPError,
-} from "../sdk.ts";
+import { type FetchLike, SSEClientTransport } from "../sdk.ts";
 import type { UpstreamTransport } from "./child.ts";
+import { StreamableHttpClient, StreamableHttpError } from "./streamable_client.ts";
 import {
   fallsBack,
   type Kind,
@@ -36,7 +32,10 @@ import {
 import type { Strategy } from "./strategy.ts";
 export { STRATEGIES, type Strategy } from "./strategy.ts";
 
-type Client = StreamableHTTPClientTransport | SSEClientTransport;
+type Client = StreamableHttpClient | SSEClientTransport;
+
+/** How our Streamable HTTP client reopens a dropped event stream. */
+const RECONNECTION = { initialDelayMs: 1000, maxDelayMs: 30_000, growFactor: 1.5, maxRetries: 100 };
 
 const ORDER: Record<Strategy, readonly Kind[]> = {
   "http-first": ["http", "sse"],
@@ -77,8 +76,6 @@ export class RemoteTransport implements UpstreamTransport {
   #accepted = new Set<RequestId>();
   /** The server's requests to the client, by the transport (so session) they came on. */
   #serverRequests = new Map<RequestId, Client>();
-  /** Per transport: its reconnection settings, set to stop when it is discarded. */
-  #reconnection = new WeakMap<Client, { maxRetries: number }>();
   #observed?: Observed;
   /** True while #connect tries transports (answers are observed for the fallback decision). */
   #connecting = false;
@@ -122,7 +119,7 @@ export class RemoteTransport implements UpstreamTransport {
     if (this.#closed) return;
     this.#closed = true;
     const client = this.#client ?? this.#probing;
-    if (client instanceof StreamableHTTPClientTransport && client.sessionId) {
+    if (client instanceof StreamableHttpClient && client.sessionId) {
       await withTimeout(client.terminateSession(), 2000, "DELETE took too long").catch((error) =>
         log.debug(`could not end the remote session: ${formatError(error)}`)
       );
@@ -224,16 +221,9 @@ export class RemoteTransport implements UpstreamTransport {
   #create(kind: Kind): Client {
     const { url } = this.#options;
     const fetch = this.#fetch;
-    const reconnection = {
-      initialReconnectionDelay: 1000,
-      maxReconnectionDelay: 30_000,
-      reconnectionDelayGrowFactor: 1.5,
-      maxRetries: 100,
-    };
     const client = kind === "http"
-      ? new StreamableHTTPClientTransport(url, { fetch, reconnectionOptions: reconnection })
+      ? new StreamableHttpClient(url, { fetch, reconnection: RECONNECTION })
       : new SSEClientTransport(url, { fetch });
-    this.#reconnection.set(client, reconnection);
     client.onmessage = (message) => this.#fromRemote(client, message);
     client.onerror = (error) => {
       if (client !== this.#client) return;
@@ -262,8 +252,6 @@ export class RemoteTransport implements UpstreamTransport {
     client.onmessage = undefined;
     client.onerror = undefined;
     client.onclose = undefined;
-    const reconnection = this.#reconnection.get(client);
-    if (reconnection) reconnection.maxRetries = 0;
     await client.close().catch(() => {});
   }
 
@@ -311,8 +299,8 @@ export class RemoteTransport implements UpstreamTransport {
 
   /** A 404 on a request that carried a session id: the server forgot the session. */
   #expired(client: Client, error: unknown): boolean {
-    return client instanceof StreamableHTTPClientTransport &&
-      error instanceof StreamableHTTPError && error.code === 404 &&
+    return client instanceof StreamableHttpClient &&
+      error instanceof StreamableHttpError && error.status === 404 &&
       client.sessionId !== undefined && this.#initialize !== undefined;
   }
 
@@ -423,12 +411,8 @@ export class RemoteTransport implements UpstreamTransport {
   }
 
   #failure(error: unknown): unknown {
-    if (!(error instanceof StreamableHTTPError)) return error;
-    // The status says what happened when the body says nothing (a load balancer's empty 500).
-    const status = error.code !== undefined && error.code > 0 ? ` ${error.code}` : "";
-    return new ProxyError("upstream", `the server answered${status}: ${formatError(error)}`, {
-      cause: error,
-    });
+    if (!(error instanceof StreamableHttpError)) return error;
+    return new ProxyError("upstream", error.message, { cause: error });
   }
 
   /** Our fetch, watching answers while a transport is being tried (for the fallback decision). */

@@ -2,7 +2,8 @@
 // like, whether a failure means "try the other transport", and why it failed, in a few words.
 
 import { formatError, ProxyError } from "../errors.ts";
-import { SseError, StreamableHTTPError } from "../sdk.ts";
+import { SseError } from "../sdk.ts";
+import { StreamableHttpError } from "./streamable_client.ts";
 
 export type Kind = "http" | "sse";
 export const NAME: Record<Kind, string> = { http: "Streamable HTTP", sse: "SSE" };
@@ -44,9 +45,9 @@ const EVENT_STREAM = /^text\/event-stream/i;
  */
 export function fallsBack(kind: Kind, error: unknown, seen: Observed | undefined): boolean {
   if (kind === "http") {
-    if (!(error instanceof StreamableHTTPError)) return false;
-    return error.code === 404 || error.code === 405 ||
-      (error.code === 400 && seen?.jsonRpcError === false);
+    if (!(error instanceof StreamableHttpError)) return false;
+    return error.status === 404 || error.status === 405 ||
+      (error.status === 400 && seen?.jsonRpcError === false);
   }
   if (error instanceof ProxyError) return error.code === "timeout";
   if (!(error instanceof SseError)) return false;

@@ -1,0 +1,91 @@
+// Server-sent events from decoded text chunks, as the HTML standard parses them (CR, LF or CRLF
+// line ends; `data`, `event`, `id`, `retry`; comments), in one pass over each chunk: a long line
+// split over many chunks is joined once, when it ends.
+
+export interface SseEvent {
+  /** The event type; "message" when the event named none. */
+  event: string;
+  data: string;
+}
+
+export class SseParser {
+  /** The last `id` field seen (it persists across events, as in EventSource). */
+  lastEventId?: string;
+  /** The last valid `retry` field, in milliseconds. */
+  retryMs?: number;
+  #onEvent: (event: SseEvent) => void;
+  /** The start of a line whose end has not arrived yet. */
+  #partial: string[] = [];
+  #data = "";
+  #hasData = false;
+  #event = "";
+  /** The last chunk ended in CR: an LF starting the next one belongs to the same line end. */
+  #afterCR = false;
+  #started = false;
+
+  constructor(onEvent: (event: SseEvent) => void) {
+    this.#onEvent = onEvent;
+  }
+
+  push(chunk: string): void {
+    if (chunk.length === 0) return;
+    let text = chunk;
+    if (!this.#started) {
+      this.#started = true;
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    }
+    if (this.#afterCR && text.charCodeAt(0) === 10) text = text.slice(1);
+    if (text.includes("\r")) {
+      this.#afterCR = text.endsWith("\r");
+      text = text.replace(/\r\n?/g, "\n");
+    } else {
+      this.#afterCR = false;
+    }
+    let start = 0;
+    for (let end = text.indexOf("\n"); end !== -1; end = text.indexOf("\n", start)) {
+      let line = text.slice(start, end);
+      if (this.#partial.length > 0) {
+        this.#partial.push(line);
+        line = this.#partial.join("");
+        this.#partial = [];
+      }
+      this.#line(line);
+      start = end + 1;
+    }
+    if (start < text.length) this.#partial.push(text.slice(start));
+  }
+
+  #line(line: string): void {
+    if (line.length === 0) return this.#dispatch();
+    const colon = line.indexOf(":");
+    if (colon === 0) return; // a comment
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? "" : line.slice(colon + 1);
+    if (value.charCodeAt(0) === 32) value = value.slice(1);
+    switch (field) {
+      case "data":
+        this.#data = this.#hasData ? `${this.#data}\n${value}` : value;
+        this.#hasData = true;
+        break;
+      case "event":
+        this.#event = value;
+        break;
+      case "id":
+        if (!value.includes("\0")) this.lastEventId = value;
+        break;
+      case "retry":
+        if (/^\d+$/.test(value)) this.retryMs = Number(value);
+        break;
+    }
+  }
+
+  #dispatch(): void {
+    const event = this.#event || "message";
+    this.#event = "";
+    if (!this.#hasData) return;
+    const data = this.#data;
+    this.#data = "";
+    this.#hasData = false;
+    this.#onEvent({ event, data });
+  }
+}

@@ -1,0 +1,348 @@
+// Our Streamable HTTP client transport (MCP 2025-11-25, client side): POSTs each message, reads
+// the JSON or event-stream answer, keeps the GET stream open after `initialized`, and resumes a
+// dropped stream with Last-Event-ID. Messages are forwarded, not re-validated by schema; a request
+// whose stream ends unanswered and cannot be resumed is answered with an error, never left hanging.
+
+import { ProxyError } from "../errors.ts";
+import {
+  checkMessage,
+  errorResponse,
+  isRequest,
+  type JSONRPCMessage,
+  type RequestId,
+  UPSTREAM_ERROR,
+} from "../jsonrpc.ts";
+import type { FetchLike } from "../sdk.ts";
+import { SseParser } from "./sse_parser.ts";
+
+/** How a dropped event stream is reopened; the server's `retry` field overrides the delay. */
+export interface Reconnection {
+  initialDelayMs: number;
+  maxDelayMs: number;
+  growFactor: number;
+  maxRetries: number;
+}
+
+/** An HTTP answer the transport cannot use; `status` is -1 for one with the wrong content type. */
+export class StreamableHttpError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = "StreamableHttpError";
+    this.status = status;
+  }
+}
+
+const MAX_REDIRECTS = 5;
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const STREAM: TextDecodeOptions = { stream: true };
+
+export class StreamableHttpClient {
+  onmessage?: (message: JSONRPCMessage) => void;
+  onerror?: (error: Error) => void;
+  onclose?: () => void;
+  #url: URL;
+  #fetch: FetchLike;
+  #reconnection: Reconnection;
+  #abort = new AbortController();
+  #timers = new Set<ReturnType<typeof setTimeout>>();
+  #sessionId?: string;
+  #protocolVersion?: string;
+  /** The server's last `retry` field: how long to wait before reopening a stream. */
+  #retryMs?: number;
+  #closed = false;
+
+  constructor(url: URL, options: { fetch: FetchLike; reconnection: Reconnection }) {
+    this.#url = url;
+    this.#fetch = options.fetch;
+    this.#reconnection = options.reconnection;
+  }
+
+  get sessionId(): string | undefined {
+    return this.#sessionId;
+  }
+
+  setProtocolVersion(version: string): void {
+    this.#protocolVersion = version;
+  }
+
+  start(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /**
+   * POSTs one message. Resolves once the server has taken it (its answer, if any, arrives through
+   * onmessage); rejects with a StreamableHttpError when the server refused it.
+   */
+  async send(message: JSONRPCMessage): Promise<void> {
+    const headers = this.#headers("application/json, text/event-stream");
+    headers["content-type"] = "application/json";
+    const response = await this.#request({
+      method: "POST",
+      headers,
+      body: JSON.stringify(message),
+    });
+    const session = response.headers.get("mcp-session-id");
+    if (session) this.#sessionId = session;
+    if (!response.ok) {
+      const text = await response.text().catch(() => "");
+      throw new StreamableHttpError(response.status, refusal("POST", response, text, this.#url));
+    }
+    if (!isRequest(message)) {
+      await response.body?.cancel();
+      if ("method" in message && message.method === "notifications/initialized") this.#listen();
+      return;
+    }
+    if (response.status === 202) {
+      // Not what the specification asks for, but some servers answer on the GET stream instead.
+      return void await response.body?.cancel();
+    }
+    const type = mediaType(response.headers.get("content-type"));
+    if (type === "text/event-stream") return void this.#read(response.body, message.id);
+    if (type === "application/json") return this.#json(await response.json(), message.id);
+    await response.body?.cancel();
+    throw new StreamableHttpError(
+      -1,
+      `the POST was answered with content type "${
+        type ?? "none"
+      }", expected JSON or an event stream`,
+    );
+  }
+
+  /** Ends the session with DELETE (a 405 means the server does not allow it: fine). */
+  async terminateSession(): Promise<void> {
+    if (!this.#sessionId) return;
+    const response = await this.#request({ method: "DELETE", headers: this.#headers() });
+    await response.body?.cancel();
+    if (!response.ok && response.status !== 405) {
+      throw new StreamableHttpError(response.status, refusal("DELETE", response, "", this.#url));
+    }
+    this.#sessionId = undefined;
+  }
+
+  /** Stops everything: requests and streams are aborted, no stream is reopened. */
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    this.#abort.abort();
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+    this.onclose?.();
+    return Promise.resolve();
+  }
+
+  #headers(accept?: string): Record<string, string> {
+    const headers: Record<string, string> = {};
+    if (accept) headers.accept = accept;
+    if (this.#sessionId) headers["mcp-session-id"] = this.#sessionId;
+    if (this.#protocolVersion) headers["mcp-protocol-version"] = this.#protocolVersion;
+    return headers;
+  }
+
+  /** One request to the endpoint; redirects are followed only within its origin. */
+  async #request(init: RequestInit): Promise<Response> {
+    const options = { ...init, redirect: "manual" as const, signal: this.#abort.signal };
+    let url = this.#url;
+    for (let hops = 0;; hops++) {
+      const response = await this.#fetch(url, options);
+      const target = redirectTarget(response, url);
+      const keepsMethod = response.status === 307 || response.status === 308 ||
+        init.method === "GET";
+      if (!target || hops === MAX_REDIRECTS || !keepsMethod || !sameOrigin(url, target)) {
+        return response;
+      }
+      await response.body?.cancel();
+      url = target;
+    }
+  }
+
+  /** A JSON answer: its messages are delivered; the request must be among those answered. */
+  #json(body: unknown, request: RequestId): void {
+    let answered = false;
+    for (const value of Array.isArray(body) ? body : [body]) {
+      if (answers(value, request)) answered = true;
+      this.#deliver(value);
+    }
+    if (!answered) this.#lost(request, "the server's JSON answer did not answer it");
+  }
+
+  #deliver(value: unknown): void {
+    const problem = checkMessage(value);
+    if (problem === undefined) return this.onmessage?.(value as JSONRPCMessage);
+    this.onerror?.(new ProxyError("upstream", `the server sent an invalid message: ${problem}`));
+  }
+
+  /** Answers a request the server will never answer, with an error, now. */
+  #lost(request: RequestId, why: string): void {
+    if (this.#closed) return;
+    this.onmessage?.(errorResponse(request, UPSTREAM_ERROR, `${why}; retry the request`));
+  }
+
+  /** Opens the GET stream for the server's own messages (after initialized). */
+  #listen(): void {
+    this.#open(undefined, undefined).catch((error) => this.#reopenAfter(error, undefined));
+  }
+
+  /**
+   * GET with Accept: text/event-stream: the session's own stream (`request` undefined), or the
+   * resumption of a request's stream from `lastEventId`.
+   */
+  async #open(lastEventId: string | undefined, request: RequestId | undefined): Promise<void> {
+    const headers = this.#headers("text/event-stream");
+    if (lastEventId !== undefined) headers["last-event-id"] = lastEventId;
+    const response = await this.#request({ method: "GET", headers });
+    if (response.ok && mediaType(response.headers.get("content-type")) === "text/event-stream") {
+      return void this.#read(response.body, request, lastEventId);
+    }
+    await response.body?.cancel();
+    if (response.status === 405) {
+      // The server offers no GET stream: nothing to listen to, and nothing to resume from.
+      if (request !== undefined) {
+        this.#lost(request, "the response stream ended and the server cannot resume it");
+      }
+      return;
+    }
+    const status = response.ok ? -1 : response.status;
+    throw new StreamableHttpError(status, refusal("GET", response, "", this.#url));
+  }
+
+  /**
+   * Reads one event stream to its end, delivering its messages. The session's stream is always
+   * reopened; a request's stream is resumed while it has an event id and no answer yet.
+   */
+  async #read(
+    body: ReadableStream<Uint8Array> | null,
+    request: RequestId | undefined,
+    resumedFrom?: string,
+  ): Promise<void> {
+    let answered = false;
+    let problem: unknown;
+    const parser = new SseParser(({ event, data }) => {
+      if (event !== "message" || data === "") return;
+      let value: unknown;
+      try {
+        value = JSON.parse(data);
+      } catch (error) {
+        return this.onerror?.(
+          new ProxyError("upstream", "the server sent invalid JSON", { cause: error }),
+        );
+      }
+      if (request !== undefined && answers(value, request)) answered = true;
+      this.#deliver(value);
+    });
+    parser.lastEventId = resumedFrom;
+    if (body) {
+      const reader = body.getReader();
+      const decoder = new TextDecoder();
+      try {
+        for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+          parser.push(decoder.decode(chunk.value, STREAM));
+        }
+      } catch (error) {
+        problem = error;
+      }
+    }
+    if (this.#closed) return;
+    if (parser.retryMs !== undefined) this.#retryMs = parser.retryMs;
+    if (problem !== undefined) {
+      this.onerror?.(
+        new ProxyError("upstream", "an event stream from the server broke", { cause: problem }),
+      );
+    }
+    if (request === undefined) return this.#reopen(parser.lastEventId, undefined, 0);
+    if (answered) return;
+    if (parser.lastEventId) return this.#reopen(parser.lastEventId, request, 0);
+    this.#lost(request, "the server ended the response stream without answering");
+  }
+
+  /** Reopens a stream after a delay: the server's `retry`, else exponential backoff. */
+  #reopen(lastEventId: string | undefined, request: RequestId | undefined, attempt: number): void {
+    if (this.#closed) return;
+    const { initialDelayMs, maxDelayMs, growFactor, maxRetries } = this.#reconnection;
+    if (attempt >= maxRetries) {
+      const why = `gave up reopening the event stream after ${maxRetries} attempt(s)`;
+      this.onerror?.(new ProxyError("upstream", why));
+      if (request !== undefined) this.#lost(request, why);
+      return;
+    }
+    const delay = this.#retryMs ?? Math.min(initialDelayMs * growFactor ** attempt, maxDelayMs);
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      this.#open(lastEventId, request).catch((error) =>
+        this.#reopenAfter(error, request, lastEventId, attempt + 1)
+      );
+    }, delay);
+    this.#timers.add(timer);
+  }
+
+  /**
+   * A GET that failed: reported, then tried again unless the server refused it for good (a 4xx:
+   * a 404 means the session is gone, which the owner handles by starting a new one).
+   */
+  #reopenAfter(error: unknown, request: RequestId | undefined, lastEventId?: string, attempt = 1) {
+    if (this.#closed) return;
+    this.onerror?.(error instanceof Error ? error : new Error(String(error)));
+    const status = error instanceof StreamableHttpError ? error.status : 0;
+    if (status === -1 || (status >= 300 && status < 500)) {
+      if (request !== undefined) {
+        this.#lost(request, "the server refused to resume the response stream");
+      }
+      return;
+    }
+    this.#reopen(lastEventId, request, attempt);
+  }
+}
+
+/** Whether `value` is the response (result or error) to `request`. */
+function answers(value: unknown, request: RequestId): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  const record = value as Record<string, unknown>;
+  return record.id === request && !("method" in record) &&
+    ("result" in record || "error" in record);
+}
+
+/** The media type of a Content-Type value, lowercased, without parameters. */
+function mediaType(header: string | null): string | undefined {
+  if (!header) return undefined;
+  const semicolon = header.indexOf(";");
+  return (semicolon === -1 ? header : header.slice(0, semicolon)).trim().toLowerCase() || undefined;
+}
+
+function redirectTarget(response: Response, from: URL): URL | undefined {
+  const location = REDIRECTS.has(response.status) ? response.headers.get("location") : null;
+  if (!location) return undefined;
+  try {
+    return new URL(location, from);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Same scheme, host and port, and no user info of its own: where our headers may go. */
+function sameOrigin(from: URL, to: URL): boolean {
+  const userinfo = (url: URL) => `${url.username}:${url.password}`;
+  return from.origin === to.origin && userinfo(from) === userinfo(to);
+}
+
+/** Why the server's answer to `method` cannot be used, in one line (a body, shortened). */
+function refusal(method: string, response: Response, body: string, url: URL): string {
+  const target = redirectTarget(response, url);
+  if (target) {
+    const why = sameOrigin(url, target)
+      ? "too many redirects, or one that changes the method"
+      : "another origin";
+    target.username =
+      target.password =
+      target.search =
+      target.hash =
+        "";
+    return `the ${method} was redirected to ${target.href} (not followed: ${why})`;
+  }
+  const status = `${response.status} ${response.statusText}`.trim();
+  const detail = body.trim().slice(0, 300);
+  if (response.ok) {
+    const type = response.headers.get("content-type") ?? "none";
+    return `the ${method} was answered ${status} with content type "${type}"`;
+  }
+  return `the ${method} was answered ${status}${detail ? `: ${detail}` : ""}`;
+}

@@ -1,0 +1,75 @@
+// The event-stream parser of our Streamable HTTP client: what the HTML standard says a stream
+// means, whatever the chunks it arrives in.
+
+import assert from "node:assert/strict";
+import { type SseEvent, SseParser } from "../src/upstream/sse_parser.ts";
+
+function parse(chunks: string[]): { events: SseEvent[]; lastEventId?: string; retryMs?: number } {
+  const events: SseEvent[] = [];
+  const parser = new SseParser((event) => events.push(event));
+  for (const chunk of chunks) parser.push(chunk);
+  return { events, lastEventId: parser.lastEventId, retryMs: parser.retryMs };
+}
+
+const CASES: Array<[string, string, SseEvent[], { id?: string; retry?: number }]> = [
+  ["one event", "event: message\ndata: {}\n\n", [{ event: "message", data: "{}" }], {}],
+  ["no event field means message", "data: x\n\n", [{ event: "message", data: "x" }], {}],
+  ["CRLF line ends", "data: a\r\n\r\ndata: b\r\n\r\n", [
+    { event: "message", data: "a" },
+    { event: "message", data: "b" },
+  ], {}],
+  ["CR line ends", "data: a\r\rdata: b\r\r", [
+    { event: "message", data: "a" },
+    { event: "message", data: "b" },
+  ], {}],
+  ["data lines join with LF", 'data: {"a":\ndata: 1}\n\n', [
+    { event: "message", data: '{"a":\n1}' },
+  ], {}],
+  ["comments and unknown fields are skipped", ": keepalive\nfoo: bar\ndata: x\n\n", [
+    { event: "message", data: "x" },
+  ], {}],
+  ["no space after the colon", "data:x\n\n", [{ event: "message", data: "x" }], {}],
+  ["only one space is removed", "data:  x\n\n", [{ event: "message", data: " x" }], {}],
+  ["an event without data is not dispatched", "id: 7\n\n", [], { id: "7" }],
+  ["a priming event (empty data) is dispatched empty", "id: s:1\ndata: \n\n", [
+    { event: "message", data: "" },
+  ], { id: "s:1" }],
+  ["the id persists; retry must be digits", "id: 1\nretry: 250\ndata: a\n\nretry: x\n\n", [
+    { event: "message", data: "a" },
+  ], { id: "1", retry: 250 }],
+  ["an id with NUL is ignored", "id: 1\n\nid: a\0b\n\n", [], { id: "1" }],
+  ["a field name alone", "data\n\n", [{ event: "message", data: "" }], {}],
+  ["other event types", "event: endpoint\ndata: /m?s=1\n\n", [
+    { event: "endpoint", data: "/m?s=1" },
+  ], {}],
+  ["a leading BOM", "\ufeffdata: x\n\n", [{ event: "message", data: "x" }], {}],
+  ["an unfinished event is not dispatched", "data: x\n", [], {}],
+];
+
+Deno.test("sse parser: every case, whole and split at every point", async (t) => {
+  for (const [name, stream, events, { id, retry }] of CASES) {
+    await t.step(name, () => {
+      const whole = parse([stream]);
+      assert.deepEqual(whole.events, events);
+      assert.equal(whole.lastEventId, id);
+      assert.equal(whole.retryMs, retry);
+      for (let at = 1; at < stream.length; at++) {
+        const split = parse([stream.slice(0, at), stream.slice(at)]);
+        assert.deepEqual(split.events, events, `split at ${at}`);
+      }
+      const byChar = parse([...stream]);
+      assert.deepEqual(byChar.events, events, "one character at a time");
+    });
+  }
+});
+
+Deno.test("sse parser: a 4 MB line in 64 KiB chunks is joined once, intact", () => {
+  const data = "x".repeat(4 * 1024 * 1024);
+  const stream = `data: ${data}\n\n`;
+  const chunks: string[] = [];
+  for (let at = 0; at < stream.length; at += 65_536) chunks.push(stream.slice(at, at + 65_536));
+  const { events } = parse(chunks);
+  assert.equal(events.length, 1);
+  assert.equal(events[0]!.data.length, data.length);
+  assert.equal(events[0]!.data, data);
+});

@@ -1,7 +1,9 @@
 // Runs the official MCP conformance server suite through mcp-proxy, three ways: `serve` in front
 // of the stdio everything fixture; `serve -- mcp-proxy connect <native HTTP fixture>` (both
-// directions chained); and `serve <native HTTP fixture URL>`. Each must score 40 passed, 0
-// failed, as the native server does (--baseline measures that too). Then the client suite
+// directions chained); and `serve <native HTTP fixture URL>`. Each must score 39 passed, 0
+// failed. (The native server scores 40, --baseline measures it: serve answers a quick lone request
+// with one JSON body, which the spec allows, so server-sse-multiple-streams reports its
+// "streams functional" check as INFO, "SSE streaming is optional", rather than as a pass.) Then the client suite
 // through `connect` (scripts/conformance_client.ts): all 26 scenarios. `deno task conformance`.
 
 import { cliCommand, fixtureCommand, fixturePath, startServe } from "../tests/support/cli.ts";
@@ -9,7 +11,7 @@ import { pumpLines } from "../src/lines.ts";
 import { runClientSuite, SCENARIOS } from "./conformance_client.ts";
 
 const SUITE = "npm:@modelcontextprotocol/conformance@0.1.16";
-const EXPECTED_PASSED = 40;
+const EXPECTED_PASSED = 39;
 const encoder = new TextEncoder();
 
 function say(text: string): void {

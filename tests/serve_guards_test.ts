@@ -64,10 +64,13 @@ async function initialize(
   });
 }
 
-/** Reads an initialize response's SSE stream to its result and returns the session id. */
+/** Reads an initialize answer (a stream, or JSON) to its result and returns the session id. */
 async function sessionOf(response: Response): Promise<string> {
   assert.equal(response.status, 200);
-  assert.match(response.headers.get("content-type") ?? "", /^text\/event-stream/);
+  assert.match(
+    response.headers.get("content-type") ?? "",
+    /^(text\/event-stream|application\/json)/,
+  );
   const sessionId = response.headers.get("mcp-session-id");
   assert.ok(sessionId, "an initialize answer carries Mcp-Session-Id");
   for await (const event of parseSse(response.body!)) {

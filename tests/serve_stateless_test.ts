@@ -11,6 +11,7 @@ import {
   StreamableHTTPClientTransport,
 } from "./support/sdk.ts";
 import { checkCancellation } from "./support/features.ts";
+import { messageOf, parseSse } from "./support/sse.ts";
 import { health, waitFor } from "./support/wait.ts";
 
 const everything = fixtureCommand("everything_stdio.ts");
@@ -291,9 +292,11 @@ Deno.test("serve --stateless: each client gets the protocol version it asked for
         params: { protocolVersion, capabilities: {}, clientInfo: { name: "v", version: "1" } },
       }),
     });
-    const text = await response.text();
-    const data = text.split("\n").find((line) => line.startsWith("data:"))!;
-    return JSON.parse(data.slice(5)).result.protocolVersion;
+    for await (const event of parseSse(response.body!)) {
+      const message = messageOf(event);
+      if (message?.id === 1) return (message.result as { protocolVersion: string }).protocolVersion;
+    }
+    throw new Error("initialize was not answered");
   };
   assert.equal(await versionFor("2025-11-25"), "2025-11-25");
   assert.equal(await versionFor("2025-03-26"), "2025-03-26");

@@ -1,6 +1,7 @@
 // serve's own Streamable HTTP transport by hand, for the rules a conforming client never breaks:
-// Accept, protocol versions, one GET stream, batch bounds, a second initialize, DELETE, the
-// priming event by protocol version, batches answered on one stream, and 202 for notifications.
+// Accept, protocol versions, one GET stream, batch bounds, a second initialize, DELETE, quick
+// answers as JSON, the priming event by protocol version, batches answered on one stream, and 202
+// for notifications.
 
 import assert from "node:assert/strict";
 import { fixtureCommand, startServe } from "./support/cli.ts";
@@ -58,30 +59,54 @@ const echo = (id: number | string, text: string): Message => ({
   params: { name: "echo", arguments: { text } },
 });
 
+const sleep = (id: number | string, ms: number): Message => ({
+  jsonrpc: "2.0",
+  id,
+  method: "tools/call",
+  params: { name: "sleep", arguments: { ms } },
+});
+
 Deno.test("serve /mcp: the transport's rules, by hand", async (t) => {
   await using proxy = await startServe([], faulty);
   const url = proxy.mcpUrl;
 
   await t.step(
-    "2025-11-25: every POST stream opens with a priming event (an id, no data)",
+    "a quick answer to a lone request is one JSON body, with the session id",
     async () => {
       const session = await open(url, "2025-11-25");
-      assert.equal(session.opening[0]?.data, "");
-      assert.match(session.opening[0]?.id ?? "", /:\d+$/);
-      const events = await readAll(await session.post(echo(1, "a")));
+      assert.equal(messageOf(session.opening[0]!)?.id, 0, "initialize was answered");
+      const response = await session.post(echo(1, "a"));
+      assert.equal(response.status, 200);
+      assert.equal(response.headers.get("content-type"), "application/json");
+      assert.equal(response.headers.get("mcp-session-id"), session.id);
+      const answer = await response.json() as Message;
+      assert.equal(answer.id, 1);
+      assert.equal(textOf(answer.result), "a");
+    },
+  );
+
+  await t.step(
+    "2025-11-25: a call that takes a while gets a stream, opened by a priming event",
+    async () => {
+      const session = await open(url, "2025-11-25");
+      const response = await session.post(sleep(1, 300));
+      assert.match(response.headers.get("content-type") ?? "", /^text\/event-stream/);
+      const events = await readAll(response);
       assert.equal(events.length, 2);
       assert.equal(events[0]?.data, "");
+      assert.match(events[0]?.id ?? "", /:\d+$/);
       assert.ok(events[1]?.id, "the answer has an event id");
-      assert.equal(textOf(messageOf(events[1]!)?.result), "a");
+      assert.equal(messageOf(events[1]!)?.id, 1);
     },
   );
 
   await t.step("2025-03-26: no priming event, the answer comes first", async () => {
     const session = await open(url, "2025-03-26");
-    assert.equal(messageOf(session.opening[0]!)?.id, 0);
-    const events = await readAll(await session.post(echo(1, "b")));
+    const response = await session.post(sleep(1, 300));
+    assert.match(response.headers.get("content-type") ?? "", /^text\/event-stream/);
+    const events = await readAll(response);
     assert.equal(events.length, 1);
-    assert.equal(textOf(messageOf(events[0]!)?.result), "b");
+    assert.equal(messageOf(events[0]!)?.id, 1);
   });
 
   await t.step("a batch is answered on one stream, which ends after the last answer", async () => {

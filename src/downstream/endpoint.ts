@@ -136,14 +136,21 @@ export class McpEndpoint {
   async #openSession(req: Request, body: unknown): Promise<Response> {
     const release = this.#options.registry.reserve();
     if (!release) return tooManySessions(this.#options.registry.maxSessions);
+    let started: { response: Response | Promise<Response> };
     try {
-      return await this.#startSession(req, body);
+      started = await this.#startSession(req, body);
     } finally {
+      // The session is registered by now (or refused): it counts as itself, not as a reservation,
+      // while its initialize is answered.
       release();
     }
+    return await started.response;
   }
 
-  async #startSession(req: Request, body: unknown): Promise<Response> {
+  async #startSession(
+    req: Request,
+    body: unknown,
+  ): Promise<{ response: Response | Promise<Response> }> {
     const { registry, eventLimits } = this.#options;
     let sessionId: string | undefined;
     const events = new BoundedEventStore(eventLimits);
@@ -176,11 +183,11 @@ export class McpEndpoint {
       },
     });
     const failed = await startBridge(bridge, (body as { id: string | number }).id);
-    if (failed) return failed;
+    if (failed) return { response: failed };
     const response = transport.handleRequest(req, { parsedBody: body });
     // Refused before a session began (e.g. 406 for a bad Accept): nothing may keep the child.
     if (sessionId === undefined) await bridge.close("the initialize request was refused");
-    return response;
+    return { response };
   }
 
   async #stateless(req: Request, completed: Promise<void>): Promise<Response> {

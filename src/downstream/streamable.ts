@@ -52,7 +52,24 @@ interface Stream {
   pending: Set<RequestId>;
   /** The biggest chunk queued since the client last caught up (it may take that long to read). */
   biggest?: number;
+  /** A lone request's POST with no response yet: a quick, plain answer goes back as JSON. */
+  hold?: Hold;
 }
+
+interface Hold {
+  resolve: (response: Response) => void;
+  timer: ReturnType<typeof setTimeout>;
+  /** The protocol version the POST was made with (whether its stream starts with an event id). */
+  version: string;
+}
+
+/**
+ * How long a lone request's POST waits for its answer before it becomes an event stream. An
+ * answer that comes first and within this time goes back as one JSON body: no stream to set up
+ * on either side. A longer call, or one that sends progress or asks the client something first,
+ * gets the stream (with its priming event id, so it can be resumed).
+ */
+const HOLD_MS = 100;
 
 export class StreamableServerTransport implements Transport {
   sessionId?: string;
@@ -75,7 +92,10 @@ export class StreamableServerTransport implements Transport {
   }
 
   /** Answers one HTTP request of this session; `parsedBody` is the checked body of a POST. */
-  handleRequest(req: Request, options: { parsedBody?: unknown } = {}): Response {
+  handleRequest(
+    req: Request,
+    options: { parsedBody?: unknown } = {},
+  ): Response | Promise<Response> {
     if (this.#closed) return notFound();
     switch (req.method) {
       case "POST":
@@ -103,6 +123,10 @@ export class StreamableServerTransport implements Transport {
       return Promise.reject(new Error("an answer cannot go on the GET stream"));
     }
     const json = JSON.stringify(message);
+    if (stream?.hold) {
+      if (answer) return this.#answerHeld(streamId, stream, json);
+      this.#release(streamId, stream);
+    }
     const events = this.#options.events;
     const eventId = events?.append(streamId, message, json.length);
     if (stream?.controller) {
@@ -127,7 +151,7 @@ export class StreamableServerTransport implements Transport {
     return Promise.resolve();
   }
 
-  #post(req: Request, body: unknown): Response {
+  #post(req: Request, body: unknown): Response | Promise<Response> {
     const accept = req.headers.get("accept") ?? "";
     if (!accept.includes("application/json") || !accept.includes("text/event-stream")) {
       return jsonRpcErrorResponse(
@@ -177,6 +201,13 @@ export class StreamableServerTransport implements Transport {
     const stream: Stream = { pending: new Set(requests.map((request) => request.id)) };
     for (const request of requests) this.#requests.set(request.id, streamId);
     this.#streams.set(streamId, stream);
+    if (messages.length === 1) {
+      return new Promise<Response>((resolve) => {
+        const timer = setTimeout(() => this.#release(streamId, stream), HOLD_MS);
+        stream.hold = { resolve, timer, version };
+        this.onmessage?.(messages[0]!);
+      });
+    }
     const readable = this.#open(streamId, stream);
     const events = this.#options.events;
     if (events && version >= PRIMING_SINCE) {
@@ -184,6 +215,32 @@ export class StreamableServerTransport implements Transport {
     }
     for (const message of messages) this.onmessage?.(message);
     return this.#sse(readable);
+  }
+
+  /** The held POST's answer came first and soon: one JSON body. */
+  #answerHeld(streamId: string, stream: Stream, json: string): Promise<void> {
+    const hold = stream.hold!;
+    stream.hold = undefined;
+    clearTimeout(hold.timer);
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (this.sessionId !== undefined) headers["mcp-session-id"] = this.sessionId;
+    hold.resolve(new Response(json, { status: 200, headers }));
+    this.#end(streamId);
+    return Promise.resolve();
+  }
+
+  /** The held POST becomes an event stream (it is taking a while, or more than an answer comes). */
+  #release(streamId: string, stream: Stream): void {
+    const hold = stream.hold;
+    if (!hold) return;
+    stream.hold = undefined;
+    clearTimeout(hold.timer);
+    const readable = this.#open(streamId, stream);
+    const events = this.#options.events;
+    if (events && hold.version >= PRIMING_SINCE) {
+      write(stream, encoder.encode(`id: ${events.append(streamId, {}, 2)}\ndata: \n\n`));
+    }
+    hold.resolve(this.#sse(readable));
   }
 
   #get(req: Request): Response {
@@ -283,6 +340,8 @@ export class StreamableServerTransport implements Transport {
   #end(streamId: string): void {
     const stream = this.#streams.get(streamId);
     if (!stream) return;
+    // A held POST still gets its (empty, ending) stream: the client sees it end unanswered.
+    this.#release(streamId, stream);
     this.#streams.delete(streamId);
     for (const id of stream.pending) this.#requests.delete(id);
     if (stream.controller) closeQuietly(stream.controller);

@@ -105,6 +105,11 @@ async function readStream(
   timeoutMs: number,
 ): Promise<{ messages: Message[]; ended: boolean }> {
   const messages: Message[] = [];
+  if (/^application\/json/.test(response.headers.get("content-type") ?? "")) {
+    // A lone request answered quickly: one JSON body.
+    const body = await response.json() as Message | Message[];
+    return { messages: Array.isArray(body) ? body : [body], ended: true };
+  }
   const reader = response.body!.getReader();
   const decoder = new TextDecoder();
   let buffer = "";

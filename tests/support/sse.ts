@@ -1,5 +1,7 @@
 // A small Server-Sent Events parser for tests that read Streamable HTTP responses by hand: yields
 // each event (a block ended by a blank line that has at least one field; comments are skipped).
+// A POST may also be answered with one JSON body (serve does so for a quick, lone request): such
+// a body, known by its first character, yields one event per message, without ids.
 
 export interface SseEvent {
   /** The `id` field of this event, if it had one (not the sticky last-event-id). */
@@ -18,11 +20,23 @@ export async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerato
   let buffer = "";
   let current: { id?: string; event?: string; data?: string[]; retry?: number } = {};
   let fields = 0;
+  let first = true;
   try {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return;
       buffer += value;
+      if (first && /^\s*[[{]/.test(buffer)) {
+        for (let more = await reader.read(); !more.done; more = await reader.read()) {
+          buffer += more.value;
+        }
+        const body = JSON.parse(buffer) as unknown;
+        for (const message of Array.isArray(body) ? body : [body]) {
+          yield { data: JSON.stringify(message) };
+        }
+        return;
+      }
+      first = buffer.length === 0;
       for (;;) {
         const end = buffer.search(/\r\n|\r|\n/);
         // A lone "\r" at the end of the buffer may be the first half of "\r\n": wait for more.

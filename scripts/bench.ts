@@ -31,6 +31,8 @@ Options:
                       npm i --prefix .bench supergateway mcp-proxy mcp-remote
   --peers-dir <dir> where the peers are installed (default .bench)
   --only <ids>      comma-separated target ids or parts of them (e.g. native,serve-mcp)
+  --v8-flags <list> run our proxy with these V8 flags (e.g. --max-semi-space-size=2), to
+                    weigh memory against speed
   --json <file>     where to write the results (default .bench/results.json; the task
                     may write only under .bench/)
   -h, --help        show this help
@@ -69,6 +71,7 @@ interface Options {
   peersDir: string;
   only: string[];
   json: string;
+  v8Flags?: string;
 }
 
 function parseOptions(args: string[]): Options | undefined {
@@ -81,6 +84,7 @@ function parseOptions(args: string[]): Options | undefined {
       "peers-dir": { type: "string", default: ".bench" },
       only: { type: "string", default: "" },
       json: { type: "string", default: ".bench/results.json" },
+      "v8-flags": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -97,6 +101,7 @@ function parseOptions(args: string[]): Options | undefined {
     peersDir: absolute(values["peers-dir"]),
     only: values.only.split(",").map((s) => s.trim()).filter((s) => s.length > 0),
     json: absolute(values.json),
+    v8Flags: values["v8-flags"],
   };
 }
 
@@ -129,7 +134,7 @@ async function main(args: string[]): Promise<number> {
   const started = performance.now();
   const counts = options.quick ? QUICK : FULL;
   const machine = await describeMachine();
-  let targets = ourTargets();
+  let targets = ourTargets(options.v8Flags);
   const skippedPeers: Report["skippedPeers"] = [];
   if (options.peers) {
     await Deno.mkdir(options.peersDir, { recursive: true });

@@ -202,12 +202,17 @@ export function startStdio(command: string[], env?: Record<string, string>): Run
   };
 }
 
-const OUR_CLI = [Deno.execPath(), "run", "--quiet", ...runFlags(), MAIN];
+/** Our CLI under the build's permission flags (and V8 flags, when a run is about them). */
+function ourCli(v8Flags?: string): string[] {
+  const v8 = v8Flags ? [`--v8-flags=${v8Flags}`] : [];
+  return [Deno.execPath(), "run", "--quiet", ...v8, ...runFlags(), MAIN];
+}
 const OUR_READY = /Streamable HTTP: (http:\/\/\S+)\/mcp/;
 const OURS = "mcp-proxy (ours)";
 
 /** The native server and our proxy in every mode. */
-export function ourTargets(): Target[] {
+export function ourTargets(v8Flags?: string): Target[] {
+  const OUR_CLI = ourCli(v8Flags);
   const serve = (path: "mcp" | "sse", flag?: "--stateless" | "--prewarm"): Target => ({
     id: `ours/serve-${path}${flag ? `-${flag.slice(2)}` : ""}`,
     implementation: OURS,

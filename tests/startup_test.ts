@@ -38,3 +38,12 @@ Deno.test("startup: main.ts loads neither the SDK nor oauth4webapi until a mode 
   );
   assert.deepEqual(heavy, [], "statically imported by main.ts");
 });
+
+Deno.test("startup: connect and serve <url> over Streamable HTTP never load the SDK", async () => {
+  // The SDK costs about 40 MB of memory once loaded; only the legacy SSE transport needs it.
+  for (const module of ["connect.ts", "cli_remote.ts"]) {
+    const graph = [...await staticGraph(MAIN.replace(/main\.ts$/, `src/${module}`))];
+    const sdk = graph.filter((specifier) => /modelcontextprotocol|\/src\/sdk\.ts$/.test(specifier));
+    assert.deepEqual(sdk, [], `statically imported by src/${module}`);
+  }
+});

@@ -15,7 +15,8 @@ import {
   UPSTREAM_ERROR,
 } from "../jsonrpc.ts";
 import { log } from "../log.ts";
-import { type FetchLike, SSEClientTransport } from "../sdk.ts";
+// The SDK (about 40 MB of memory once loaded) is loaded only if the legacy SSE transport is used.
+import type { FetchLike, SSEClientTransport } from "../sdk.ts";
 import type { UpstreamTransport } from "./child.ts";
 import { StreamableHttpClient, StreamableHttpError } from "./streamable_client.ts";
 import {
@@ -26,6 +27,7 @@ import {
   type Observed,
   reason,
   shownUrl,
+  SseOpenError,
   withTimeout,
 } from "./remote_probe.ts";
 
@@ -178,7 +180,7 @@ export class RemoteTransport implements UpstreamTransport {
   async #tryEach(first: JSONRPCMessage, order: readonly Kind[], failures: string[]): Promise<void> {
     const { url, strategy, connectTimeoutMs } = this.#options;
     for (const [index, kind] of order.entries()) {
-      const client = this.#create(kind);
+      const client = await this.#create(kind);
       this.#probing = client;
       this.#observed = undefined;
       try {
@@ -218,12 +220,12 @@ export class RemoteTransport implements UpstreamTransport {
     }
   }
 
-  #create(kind: Kind): Client {
+  async #create(kind: Kind): Promise<Client> {
     const { url } = this.#options;
     const fetch = this.#fetch;
     const client = kind === "http"
       ? new StreamableHttpClient(url, { fetch, reconnection: RECONNECTION })
-      : new SSEClientTransport(url, { fetch });
+      : new (await import("../sdk.ts")).SSEClientTransport(url, { fetch });
     client.onmessage = (message) => this.#fromRemote(client, message);
     client.onerror = (error) => {
       if (client !== this.#client) return;
@@ -238,9 +240,13 @@ export class RemoteTransport implements UpstreamTransport {
 
   /** Starts a transport; for SSE, waits for the `endpoint` event and watches for new ones. */
   async #open(client: Client): Promise<void> {
-    if (!(client instanceof SSEClientTransport)) return await client.start();
+    if (client instanceof StreamableHttpClient) return await client.start();
     const ms = this.#options.connectTimeoutMs;
-    await withTimeout(client.start(), ms, `no "endpoint" event within ${ms / 1000}s`);
+    await withTimeout(client.start(), ms, `no "endpoint" event within ${ms / 1000}s`).catch(
+      (error) => {
+        throw error instanceof ProxyError ? error : new SseOpenError(error);
+      },
+    );
     // EventSource reconnects on its own; each later `endpoint` event is a new, blank session.
     const source = (client as unknown as { _eventSource?: EventTarget })._eventSource;
     source?.addEventListener("endpoint", () => void this.#sessionReplaced(client));
@@ -325,7 +331,7 @@ export class RemoteTransport implements UpstreamTransport {
     }
     return this.#ready = this.#settle((async () => {
       await this.#discard(failed);
-      const client = this.#create(kind);
+      const client = await this.#create(kind);
       this.#probing = client;
       try {
         await this.#open(client);

@@ -2,7 +2,6 @@
 // like, whether a failure means "try the other transport", and why it failed, in a few words.
 
 import { formatError, ProxyError } from "../errors.ts";
-import { SseError } from "../sdk.ts";
 import { StreamableHttpError } from "./streamable_client.ts";
 
 export type Kind = "http" | "sse";
@@ -15,6 +14,17 @@ export interface Observed {
   contentType: string;
   /** For a 400: whether its body was a JSON-RPC error (the server speaks MCP). */
   jsonRpcError: boolean;
+}
+
+/** The legacy SSE stream could not be opened (the SDK's SseError, with its HTTP status if any). */
+export class SseOpenError extends Error {
+  readonly status?: number;
+  constructor(cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.name = "SseOpenError";
+    const code = (cause as { code?: unknown } | undefined)?.code;
+    if (typeof code === "number" && code > 0) this.status = code;
+  }
 }
 
 /** Reads what matters of a response seen while probing (the body only for a 400). */
@@ -50,8 +60,8 @@ export function fallsBack(kind: Kind, error: unknown, seen: Observed | undefined
       (error.status === 400 && seen?.jsonRpcError === false);
   }
   if (error instanceof ProxyError) return error.code === "timeout";
-  if (!(error instanceof SseError)) return false;
-  const status = seen?.status ?? error.code ?? 0;
+  if (!(error instanceof SseOpenError)) return false;
+  const status = seen?.status ?? error.status ?? 0;
   return (status >= 400 && status < 500) || !EVENT_STREAM.test(seen?.contentType ?? "");
 }
 

@@ -1,42 +1,58 @@
 // Splits a byte stream into text lines (LF or CRLF) for stdio framing and stderr relays, without
 // a per-line promise: a multi-megabyte line arriving in many chunks is joined once.
 
+/** Something read into a buffer, like Deno.stdin: fewer layers than its ReadableStream. */
+export interface ByteReader {
+  read(buffer: Uint8Array): Promise<number | null>;
+}
+
+const READ_SIZE = 64 * 1024;
+
 /**
- * Reads `stream` to its end, calling `onLine` for every complete line (without its line break).
- * A final line without a trailing newline is delivered too. Resolves when the stream ends.
+ * Reads `source` to its end, calling `onLine` for every complete line (without its line break).
+ * A final line without a trailing newline is delivered too. Resolves when the source ends.
  */
 export async function pumpLines(
-  stream: ReadableStream<Uint8Array>,
+  source: ReadableStream<Uint8Array> | ByteReader,
   onLine: (line: string) => void,
 ): Promise<void> {
-  const reader = stream.getReader();
   const decoder = new TextDecoder();
   let pending: string[] = [];
   const deliver = (line: string) => onLine(line.endsWith("\r") ? line.slice(0, -1) : line);
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      const text = decoder.decode(value, { stream: true });
-      let start = 0;
-      let newline = text.indexOf("\n");
-      while (newline !== -1) {
-        const piece = text.slice(start, newline);
-        if (pending.length > 0) {
-          pending.push(piece);
-          deliver(pending.join(""));
-          pending = [];
-        } else {
-          deliver(piece);
-        }
-        start = newline + 1;
-        newline = text.indexOf("\n", start);
+  const take = (bytes: Uint8Array) => {
+    const text = decoder.decode(bytes, { stream: true });
+    let start = 0;
+    let newline = text.indexOf("\n");
+    while (newline !== -1) {
+      const piece = text.slice(start, newline);
+      if (pending.length > 0) {
+        pending.push(piece);
+        deliver(pending.join(""));
+        pending = [];
+      } else {
+        deliver(piece);
       }
-      if (start < text.length) pending.push(text.slice(start));
+      start = newline + 1;
+      newline = text.indexOf("\n", start);
     }
-    const tail = pending.join("") + decoder.decode();
-    if (tail.length > 0) deliver(tail);
-  } finally {
-    reader.releaseLock();
+    if (start < text.length) pending.push(text.slice(start));
+  };
+  if (source instanceof ReadableStream) {
+    const reader = source.getReader();
+    try {
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+        take(chunk.value);
+      }
+    } finally {
+      reader.releaseLock();
+    }
+  } else {
+    // One buffer for every read: the decoder copies what it takes.
+    const buffer = new Uint8Array(READ_SIZE);
+    for (let n = await source.read(buffer); n !== null; n = await source.read(buffer)) {
+      take(buffer.subarray(0, n));
+    }
   }
+  const tail = pending.join("") + decoder.decode();
+  if (tail.length > 0) deliver(tail);
 }

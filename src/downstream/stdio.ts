@@ -10,7 +10,7 @@ import {
   PARSE_ERROR,
   type RequestId,
 } from "../jsonrpc.ts";
-import { pumpLines } from "../lines.ts";
+import { type ByteReader, pumpLines } from "../lines.ts";
 import { log } from "../log.ts";
 import type { Transport } from "../sdk.ts";
 
@@ -31,7 +31,7 @@ export class StdioServerTransport implements Transport {
    * closes at once.
    */
   oninputend?: () => void;
-  #input: ReadableStream<Uint8Array>;
+  #input: ReadableStream<Uint8Array> | ByteReader;
   #writer: WritableStreamDefaultWriter<Uint8Array>;
   /** Synchronous writes, for our own stdout only. */
   #sync?: { writeSync(bytes: Uint8Array): number };
@@ -40,9 +40,12 @@ export class StdioServerTransport implements Transport {
   #queued = 0;
   #closed = false;
 
-  /** Reads `input` and writes `output`; without `output`, our stdout (mostly synchronously). */
+  /**
+   * Reads `input` and writes `output`; by default our stdin (read directly, not through its
+   * stream) and our stdout (mostly synchronously).
+   */
   constructor(
-    input: ReadableStream<Uint8Array> = Deno.stdin.readable,
+    input: ReadableStream<Uint8Array> | ByteReader = Deno.stdin,
     output?: WritableStream<Uint8Array>,
   ) {
     this.#input = input;

@@ -58,6 +58,8 @@ export interface ServeOptions extends CommonOptions {
   env: Record<string, string>;
   tools: FilterRules;
   sessionTimeoutMs: number;
+  /** --stream-after: a lone request answered within this goes back as JSON; 0 always streams. */
+  streamAfterMs: number;
   stateless: boolean;
   /** --prewarm: spare children kept started for the next sessions (a command upstream only). */
   prewarm: number;
@@ -118,6 +120,13 @@ export const SERVE_FLAGS: FlagSpec[] = [
     type: "string",
     arg: "<duration>",
     help: "end sessions idle this long, 0 never (default 5m)",
+  },
+  {
+    name: "stream-after",
+    type: "string",
+    arg: "<duration>",
+    help: "answer a request as JSON if ready this soon, else as an event stream; 0 always " +
+      "streams (default 100ms)",
   },
   {
     name: "api-key",
@@ -268,6 +277,7 @@ export function parseServe(args: readonly string[], env: EnvAccess): ServeOption
     env: envPairs(list(values.env)),
     tools: parseToolFilter(values),
     sessionTimeoutMs: duration("--session-timeout", str(values["session-timeout"]) ?? "5m"),
+    streamAfterMs: duration("--stream-after", str(values["stream-after"]) ?? "100ms"),
     stateless: values.stateless === true,
     prewarm,
     commandTimeoutMs: isUrl || values.timeout === undefined

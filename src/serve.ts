@@ -60,6 +60,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     restart: options.restart,
     maxBody: options.maxBody,
     eventLimits: DEFAULT_EVENT_LIMITS,
+    streamAfterMs: options.streamAfterMs,
     registry,
     bridge: {
       filter: { tools: new NameFilter(options.tools) },

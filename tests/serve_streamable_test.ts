@@ -4,7 +4,7 @@
 // for notifications.
 
 import assert from "node:assert/strict";
-import { fixtureCommand, startServe } from "./support/cli.ts";
+import { fixtureCommand, runCli, startServe } from "./support/cli.ts";
 import { initializeJson, textOf } from "./support/client.ts";
 import { messageOf, parseSse, type SseEvent } from "./support/sse.ts";
 import { waitFor } from "./support/wait.ts";
@@ -66,14 +66,15 @@ const sleep = (id: number | string, ms: number): Message => ({
   params: { name: "sleep", arguments: { ms } },
 });
 
-Deno.test("serve /mcp: the transport's rules, by hand", async (t) => {
-  await using proxy = await startServe([], faulty);
-  const url = proxy.mcpUrl;
-
+Deno.test("serve /mcp --stream-after: an answer ready in time is one JSON body; 0 always streams", async (t) => {
   await t.step(
-    "a quick answer to a lone request is one JSON body, with the session id",
+    "--stream-after 10s: initialize and a call are JSON, with the session id",
     async () => {
-      const session = await open(url, "2025-11-25");
+      // A window no loaded machine misses, so the test does not depend on timing.
+      await using proxy = await startServe(["--stream-after", "10s"], faulty);
+      const session = await open(proxy.mcpUrl, "2025-11-25");
+      assert.equal(session.opening.length, 1, "one message, no priming event");
+      assert.equal(session.opening[0]?.id, undefined, "a JSON body has no event id");
       assert.equal(messageOf(session.opening[0]!)?.id, 0, "initialize was answered");
       const response = await session.post(echo(1, "a"));
       assert.equal(response.status, 200);
@@ -82,8 +83,35 @@ Deno.test("serve /mcp: the transport's rules, by hand", async (t) => {
       const answer = await response.json() as Message;
       assert.equal(answer.id, 1);
       assert.equal(textOf(answer.result), "a");
+      // Past the window, the same POST becomes a stream: priming event first.
+      const slow = await session.post(sleep(2, 300));
+      assert.equal(slow.headers.get("content-type"), "application/json", "300 ms is within 10 s");
+      await slow.body?.cancel();
     },
   );
+
+  await t.step("--stream-after 0: even a quick answer comes on a stream", async () => {
+    await using proxy = await startServe(["--stream-after", "0"], faulty);
+    const session = await open(proxy.mcpUrl, "2025-11-25");
+    assert.equal(session.opening[0]?.data, "", "the initialize stream opens with priming");
+    const response = await session.post(echo(1, "b"));
+    assert.match(response.headers.get("content-type") ?? "", /^text\/event-stream/);
+    const events = await readAll(response);
+    assert.equal(events.length, 2);
+    assert.equal(events[0]?.data, "");
+    assert.equal(textOf(messageOf(events[1]!)?.result), "b");
+  });
+
+  await t.step("a bad value is a usage error naming the flag", async () => {
+    const result = await runCli(["serve", "--stream-after", "soon", "--", "true"]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /--stream-after/);
+  });
+});
+
+Deno.test("serve /mcp: the transport's rules, by hand", async (t) => {
+  await using proxy = await startServe([], faulty);
+  const url = proxy.mcpUrl;
 
   await t.step(
     "2025-11-25: a call that takes a while gets a stream, opened by a priming event",

@@ -9,8 +9,8 @@ interface InfoModule {
   dependencies?: Array<{ code?: { specifier: string }; isDynamic?: boolean }>;
 }
 
-/** Modules loaded by importing `root`, dynamic imports not followed. */
-async function staticGraph(root: string): Promise<Set<string>> {
+/** Modules loaded by importing `root`: dynamic imports followed too when `dynamic`. */
+async function staticGraph(root: string, dynamic = false): Promise<Set<string>> {
   const { stdout, success } = await new Deno.Command(Deno.execPath(), {
     args: ["info", "--json", root],
     stderr: "inherit",
@@ -23,7 +23,7 @@ async function staticGraph(root: string): Promise<Set<string>> {
     if (seen.has(specifier)) return;
     seen.add(specifier);
     for (const dependency of bySpecifier.get(specifier)?.dependencies ?? []) {
-      if (!dependency.isDynamic && dependency.code) visit(dependency.code.specifier);
+      if ((dynamic || !dependency.isDynamic) && dependency.code) visit(dependency.code.specifier);
     }
   };
   visit(new URL(`file://${root}`).href);
@@ -39,11 +39,16 @@ Deno.test("startup: main.ts loads neither the SDK nor oauth4webapi until a mode 
   assert.deepEqual(heavy, [], "statically imported by main.ts");
 });
 
-Deno.test("startup: connect and serve <url> over Streamable HTTP never load the SDK", async () => {
-  // The SDK costs about 40 MB of memory once loaded; only the legacy SSE transport needs it.
+Deno.test("startup: connect and serve <url> never load the SDK, whatever the transport", async () => {
+  // The SDK costs about 40 MB of memory and its Zod schemas once loaded; our own client
+  // transports (Streamable HTTP and legacy SSE) and OAuth need none of it.
   for (const module of ["connect.ts", "cli_remote.ts"]) {
-    const graph = [...await staticGraph(MAIN.replace(/main\.ts$/, `src/${module}`))];
+    const graph = [...await staticGraph(MAIN.replace(/main\.ts$/, `src/${module}`), true)];
+    assert.ok(
+      graph.some((specifier) => specifier.endsWith("/src/upstream/sse_client.ts")) ||
+        module !== "connect.ts",
+    );
     const sdk = graph.filter((specifier) => /modelcontextprotocol|\/src\/sdk\.ts$/.test(specifier));
-    assert.deepEqual(sdk, [], `statically imported by src/${module}`);
+    assert.deepEqual(sdk, [], `imported, statically or dynamically, by src/${module}`);
   }
 });

@@ -24,6 +24,8 @@ export interface EndpointOptions {
   restart?: boolean;
   maxBody: number;
   eventLimits: EventStoreLimits;
+  /** A lone request answered within this goes back as one JSON body (--stream-after; 0: never). */
+  streamAfterMs?: number;
   registry: SessionRegistry;
   /** Tokens accepted on this endpoint's routes, besides the global --api-key. */
   authTokens?: readonly string[];
@@ -157,6 +159,7 @@ export class McpEndpoint {
     const transport = new StreamableServerTransport({
       sessionId: () => crypto.randomUUID(),
       events,
+      streamAfterMs: this.#options.streamAfterMs,
       onabandon: (ids) => bridge.abandon(ids),
       ondelete: () => void bridge.close("the client ended the session"),
       onsessioninitialized: (id) => {
@@ -194,7 +197,7 @@ export class McpEndpoint {
     if (req.method !== "POST") return methodNotAllowed("POST");
     const body = await readJsonBody(req, this.#options.maxBody);
     if (!body.ok) return body.response;
-    const transport = new StreamableServerTransport();
+    const transport = new StreamableServerTransport({ streamAfterMs: this.#options.streamAfterMs });
     const bridge = new Bridge(transport, this.#shared!.connect(), this.#options.bridge);
     const failed = await startBridge(bridge, null);
     if (failed) return failed;

@@ -19,6 +19,14 @@ export interface StreamableOptions {
   onsessioninitialized?: (id: string) => void;
   /** Comment lines on open streams this often, so proxies keep them open (default 15 s). */
   keepAliveMs?: number;
+  /**
+   * How long a lone request's POST waits for its answer before it becomes an event stream
+   * (default 100 ms; 0: every POST with a request is a stream at once). An answer that comes
+   * first and within this time goes back as one JSON body: no stream to set up on either side.
+   * A longer call, or one that sends progress or asks the client something first, gets the
+   * stream (with its priming event id, so it can be resumed).
+   */
+  streamAfterMs?: number;
   /** A POST stream was dropped before these requests were answered (the client stopped waiting). */
   onabandon?: (ids: RequestId[]) => void;
   /**
@@ -63,13 +71,7 @@ interface Hold {
   version: string;
 }
 
-/**
- * How long a lone request's POST waits for its answer before it becomes an event stream. An
- * answer that comes first and within this time goes back as one JSON body: no stream to set up
- * on either side. A longer call, or one that sends progress or asks the client something first,
- * gets the stream (with its priming event id, so it can be resumed).
- */
-const HOLD_MS = 100;
+const STREAM_AFTER_MS = 100;
 
 export class StreamableServerTransport implements Transport {
   sessionId?: string;
@@ -201,9 +203,10 @@ export class StreamableServerTransport implements Transport {
     const stream: Stream = { pending: new Set(requests.map((request) => request.id)) };
     for (const request of requests) this.#requests.set(request.id, streamId);
     this.#streams.set(streamId, stream);
-    if (messages.length === 1) {
+    const holdMs = this.#options.streamAfterMs ?? STREAM_AFTER_MS;
+    if (messages.length === 1 && holdMs > 0) {
       return new Promise<Response>((resolve) => {
-        const timer = setTimeout(() => this.#release(streamId, stream), HOLD_MS);
+        const timer = setTimeout(() => this.#release(streamId, stream), holdMs);
         stream.hold = { resolve, timer, version };
         this.onmessage?.(messages[0]!);
       });

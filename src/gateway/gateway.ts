@@ -185,6 +185,7 @@ export class Gateway {
       restart: this.#options.serve.restart,
       maxBody: this.#options.serve.maxBody,
       eventLimits: DEFAULT_EVENT_LIMITS,
+      streamAfterMs: this.#options.serve.streamAfterMs,
       registry: this.#registry,
       authTokens: server?.options.authTokens,
       bridge: {

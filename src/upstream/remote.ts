@@ -1,5 +1,5 @@
-// A remote MCP server over Streamable HTTP (our client transport) or legacy SSE (the SDK's), fed
-// our fetch, behind the fallback strategy. A session the server forgot (404 on any request, the GET
+// A remote MCP server over Streamable HTTP or legacy SSE (our client transports, fed our fetch),
+// behind the fallback strategy. A session the server forgot (404 on any request, the GET
 // stream included) or replaced (a new SSE `endpoint`) is initialized again with the client's own
 // initialize, its log level and subscriptions restored, and the request retried. close() sends
 // DELETE.
@@ -15,9 +15,9 @@ import {
   UPSTREAM_ERROR,
 } from "../jsonrpc.ts";
 import { log } from "../log.ts";
-// The SDK (about 40 MB of memory once loaded) is loaded only if the legacy SSE transport is used.
-import type { FetchLike, SSEClientTransport } from "../sdk.ts";
+import type { FetchLike } from "../sdk.ts";
 import type { UpstreamTransport } from "./child.ts";
+import { LegacySseClient } from "./sse_client.ts";
 import { StreamableHttpClient, StreamableHttpError } from "./streamable_client.ts";
 import {
   fallsBack,
@@ -27,14 +27,13 @@ import {
   type Observed,
   reason,
   shownUrl,
-  SseOpenError,
   withTimeout,
 } from "./remote_probe.ts";
 
 import type { Strategy } from "./strategy.ts";
 export { STRATEGIES, type Strategy } from "./strategy.ts";
 
-type Client = StreamableHttpClient | SSEClientTransport;
+type Client = StreamableHttpClient | LegacySseClient;
 
 /** How our Streamable HTTP client reopens a dropped event stream. */
 const RECONNECTION = { initialDelayMs: 1000, maxDelayMs: 30_000, growFactor: 1.5, maxRetries: 100 };
@@ -180,7 +179,7 @@ export class RemoteTransport implements UpstreamTransport {
   async #tryEach(first: JSONRPCMessage, order: readonly Kind[], failures: string[]): Promise<void> {
     const { url, strategy, connectTimeoutMs } = this.#options;
     for (const [index, kind] of order.entries()) {
-      const client = await this.#create(kind);
+      const client = this.#create(kind);
       this.#probing = client;
       this.#observed = undefined;
       try {
@@ -220,12 +219,16 @@ export class RemoteTransport implements UpstreamTransport {
     }
   }
 
-  async #create(kind: Kind): Promise<Client> {
+  #create(kind: Kind): Client {
     const { url } = this.#options;
-    const fetch = this.#fetch;
+    const options = { fetch: this.#fetch, reconnection: RECONNECTION };
     const client = kind === "http"
-      ? new StreamableHttpClient(url, { fetch, reconnection: RECONNECTION })
-      : new (await import("../sdk.ts")).SSEClientTransport(url, { fetch });
+      ? new StreamableHttpClient(url, options)
+      : new LegacySseClient(url, options);
+    // A later `endpoint` event: the server dropped the stream and made a new, blank session.
+    if (client instanceof LegacySseClient) {
+      client.onendpoint = () => void this.#sessionReplaced(client);
+    }
     client.onmessage = (message) => this.#fromRemote(client, message);
     client.onerror = (error) => {
       if (client !== this.#client) return;
@@ -242,14 +245,7 @@ export class RemoteTransport implements UpstreamTransport {
   async #open(client: Client): Promise<void> {
     if (client instanceof StreamableHttpClient) return await client.start();
     const ms = this.#options.connectTimeoutMs;
-    await withTimeout(client.start(), ms, `no "endpoint" event within ${ms / 1000}s`).catch(
-      (error) => {
-        throw error instanceof ProxyError ? error : new SseOpenError(error);
-      },
-    );
-    // EventSource reconnects on its own; each later `endpoint` event is a new, blank session.
-    const source = (client as unknown as { _eventSource?: EventTarget })._eventSource;
-    source?.addEventListener("endpoint", () => void this.#sessionReplaced(client));
+    await withTimeout(client.start(), ms, `no "endpoint" event within ${ms / 1000}s`);
   }
 
   /** Closes a transport we no longer use, without letting its close reach the bridge. */
@@ -258,6 +254,7 @@ export class RemoteTransport implements UpstreamTransport {
     client.onmessage = undefined;
     client.onerror = undefined;
     client.onclose = undefined;
+    if (client instanceof LegacySseClient) client.onendpoint = undefined;
     await client.close().catch(() => {});
   }
 
@@ -331,7 +328,7 @@ export class RemoteTransport implements UpstreamTransport {
     }
     return this.#ready = this.#settle((async () => {
       await this.#discard(failed);
-      const client = await this.#create(kind);
+      const client = this.#create(kind);
       this.#probing = client;
       try {
         await this.#open(client);
@@ -344,11 +341,11 @@ export class RemoteTransport implements UpstreamTransport {
   }
 
   /**
-   * The legacy SSE connection dropped and EventSource came back with a new endpoint: a new,
+   * The legacy SSE connection dropped and came back with a new endpoint: a new,
    * uninitialized session. Requests in flight on the old one are lost: they are answered with an
    * error now rather than at --timeout. Sends wait while the new session is initialized.
    */
-  #sessionReplaced(client: SSEClientTransport): Promise<void> {
+  #sessionReplaced(client: LegacySseClient): Promise<void> {
     if (client !== this.#client || this.#closed) return Promise.resolve();
     log.info("the server dropped the SSE connection; initializing the new session");
     for (const [id, carrier] of this.#inflight) {

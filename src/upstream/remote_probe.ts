@@ -16,14 +16,13 @@ export interface Observed {
   jsonRpcError: boolean;
 }
 
-/** The legacy SSE stream could not be opened (the SDK's SseError, with its HTTP status if any). */
+/** The legacy SSE stream could not be opened (with the HTTP status, when there was an answer). */
 export class SseOpenError extends Error {
   readonly status?: number;
-  constructor(cause: unknown) {
-    super(cause instanceof Error ? cause.message : String(cause), { cause });
+  constructor(message: string, options: { status?: number; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
     this.name = "SseOpenError";
-    const code = (cause as { code?: unknown } | undefined)?.code;
-    if (typeof code === "number" && code > 0) this.status = code;
+    this.status = options.status;
   }
 }
 

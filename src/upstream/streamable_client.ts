@@ -13,6 +13,7 @@ import {
   UPSTREAM_ERROR,
 } from "../jsonrpc.ts";
 import type { FetchLike } from "../sdk.ts";
+import { fetchWithinOrigin, mediaType, refusal } from "./http_request.ts";
 import { SseParser } from "./sse_parser.ts";
 
 /** How a dropped event stream is reopened; the server's `retry` field overrides the delay. */
@@ -33,8 +34,6 @@ export class StreamableHttpError extends Error {
   }
 }
 
-const MAX_REDIRECTS = 5;
-const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const STREAM: TextDecodeOptions = { stream: true };
 
 export class StreamableHttpClient {
@@ -140,20 +139,8 @@ export class StreamableHttpClient {
   }
 
   /** One request to the endpoint; redirects are followed only within its origin. */
-  async #request(init: RequestInit): Promise<Response> {
-    const options = { ...init, redirect: "manual" as const, signal: this.#abort.signal };
-    let url = this.#url;
-    for (let hops = 0;; hops++) {
-      const response = await this.#fetch(url, options);
-      const target = redirectTarget(response, url);
-      const keepsMethod = response.status === 307 || response.status === 308 ||
-        init.method === "GET";
-      if (!target || hops === MAX_REDIRECTS || !keepsMethod || !sameOrigin(url, target)) {
-        return response;
-      }
-      await response.body?.cancel();
-      url = target;
-    }
+  #request(init: RequestInit): Promise<Response> {
+    return fetchWithinOrigin(this.#fetch, this.#url, { ...init, signal: this.#abort.signal });
   }
 
   /** A JSON answer: its messages are delivered; the request must be among those answered. */
@@ -299,50 +286,4 @@ function answers(value: unknown, request: RequestId): boolean {
   const record = value as Record<string, unknown>;
   return record.id === request && !("method" in record) &&
     ("result" in record || "error" in record);
-}
-
-/** The media type of a Content-Type value, lowercased, without parameters. */
-function mediaType(header: string | null): string | undefined {
-  if (!header) return undefined;
-  const semicolon = header.indexOf(";");
-  return (semicolon === -1 ? header : header.slice(0, semicolon)).trim().toLowerCase() || undefined;
-}
-
-function redirectTarget(response: Response, from: URL): URL | undefined {
-  const location = REDIRECTS.has(response.status) ? response.headers.get("location") : null;
-  if (!location) return undefined;
-  try {
-    return new URL(location, from);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Same scheme, host and port, and no user info of its own: where our headers may go. */
-function sameOrigin(from: URL, to: URL): boolean {
-  const userinfo = (url: URL) => `${url.username}:${url.password}`;
-  return from.origin === to.origin && userinfo(from) === userinfo(to);
-}
-
-/** Why the server's answer to `method` cannot be used, in one line (a body, shortened). */
-function refusal(method: string, response: Response, body: string, url: URL): string {
-  const target = redirectTarget(response, url);
-  if (target) {
-    const why = sameOrigin(url, target)
-      ? "too many redirects, or one that changes the method"
-      : "another origin";
-    target.username =
-      target.password =
-      target.search =
-      target.hash =
-        "";
-    return `the ${method} was redirected to ${target.href} (not followed: ${why})`;
-  }
-  const status = `${response.status} ${response.statusText}`.trim();
-  const detail = body.trim().slice(0, 300);
-  if (response.ok) {
-    const type = response.headers.get("content-type") ?? "none";
-    return `the ${method} was answered ${status} with content type "${type}"`;
-  }
-  return `the ${method} was answered ${status}${detail ? `: ${detail}` : ""}`;
 }

@@ -100,6 +100,21 @@ export function checkMessage(value: unknown, strict = false): string | undefined
   return 'expected "method", "result" or "error"';
 }
 
+/** A message a server sent, from its JSON text: the message, or what is wrong with it. */
+export function parseServerMessage(
+  text: string,
+): { message: JSONRPCMessage; problem?: undefined } | { message?: undefined; problem: string } {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    return { problem: `invalid JSON (${error instanceof Error ? error.message : error})` };
+  }
+  const problem = checkMessage(value);
+  if (problem !== undefined) return { problem: `an invalid message: ${problem}` };
+  return { message: value as JSONRPCMessage };
+}
+
 /** The members a JSON-RPC 2.0 message may have. */
 const MEMBERS = new Set(["jsonrpc", "id", "method", "params", "result", "error"]);
 

@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { runCli } from "./support/cli.ts";
-import { connectStdio, textOf } from "./support/client.ts";
+import { connectStdio, initializeJson, textOf } from "./support/client.ts";
 
 const encoder = new TextEncoder();
 
@@ -80,18 +80,8 @@ Deno.test("connect: an SSE endpoint on another origin is refused; nothing is sen
   await using elsewhere = legacyServer(() => "/never");
   const elsewhereOrigin = new URL(elsewhere.url).origin;
   await using server = legacyServer(() => `${elsewhereOrigin}/messages`);
-  const initialize = JSON.stringify({
-    jsonrpc: "2.0",
-    id: 1,
-    method: "initialize",
-    params: {
-      protocolVersion: "2025-11-25",
-      capabilities: {},
-      clientInfo: { name: "t", version: "1" },
-    },
-  });
   const result = await runCli(["connect", server.url, "--transport", "sse-only"], {
-    stdin: initialize + "\n",
+    stdin: initializeJson() + "\n",
   });
   assert.match(
     result.stderr,

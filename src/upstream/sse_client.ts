@@ -4,14 +4,12 @@
 // onendpoint reports. Messages are forwarded, not re-validated by schema.
 
 import { ProxyError } from "../errors.ts";
-import { checkMessage, type JSONRPCMessage } from "../jsonrpc.ts";
+import { type JSONRPCMessage, parseServerMessage } from "../jsonrpc.ts";
 import type { FetchLike } from "../sdk.ts";
 import { fetchWithinOrigin, mediaType, refusal } from "./http_request.ts";
 import { SseOpenError } from "./remote_probe.ts";
-import { type SseEvent, SseParser } from "./sse_parser.ts";
+import { readEvents, type SseEvent, SseParser } from "./sse_parser.ts";
 import type { Reconnection } from "./streamable_client.ts";
-
-const STREAM: TextDecodeOptions = { stream: true };
 
 export class LegacySseClient {
   onmessage?: (message: JSONRPCMessage) => void;
@@ -103,18 +101,7 @@ export class LegacySseClient {
     }
     const parser = new SseParser((event) => this.#event(event));
     parser.lastEventId = this.#lastEventId;
-    let problem: unknown;
-    if (response.body) {
-      const reader = response.body.getReader();
-      const decoder = new TextDecoder();
-      try {
-        for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
-          parser.push(decoder.decode(chunk.value, STREAM));
-        }
-      } catch (error) {
-        problem = error;
-      }
-    }
+    const problem = await readEvents(response.body, parser);
     this.#lastEventId = parser.lastEventId;
     if (parser.retryMs !== undefined) this.#retryMs = parser.retryMs;
     if (this.#closed) return;
@@ -152,17 +139,9 @@ export class LegacySseClient {
   #event({ event, data }: SseEvent): void {
     if (event === "endpoint") return this.#named(data);
     if (event !== "message" || data === "") return;
-    let value: unknown;
-    try {
-      value = JSON.parse(data);
-    } catch (error) {
-      return this.onerror?.(
-        new ProxyError("upstream", "the server sent invalid JSON", { cause: error }),
-      );
-    }
-    const problem = checkMessage(value);
-    if (problem === undefined) return this.onmessage?.(value as JSONRPCMessage);
-    this.onerror?.(new ProxyError("upstream", `the server sent an invalid message: ${problem}`));
+    const { message, problem } = parseServerMessage(data);
+    if (message) return this.onmessage?.(message);
+    this.onerror?.(new ProxyError("upstream", `the server sent ${problem}`));
   }
 
   /** An `endpoint` event: where to POST, on the stream's own origin only. */

@@ -8,6 +8,27 @@ export interface SseEvent {
   data: string;
 }
 
+const STREAM: TextDecodeOptions = { stream: true };
+
+/** Reads `body` to its end into `parser`; the error that broke the stream, if one did. */
+export async function readEvents(
+  body: ReadableStream<Uint8Array> | null,
+  parser: SseParser,
+): Promise<unknown> {
+  if (!body) return undefined;
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  try {
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+      parser.push(decoder.decode(chunk.value, STREAM));
+    }
+    parser.push(decoder.decode());
+    return undefined;
+  } catch (error) {
+    return error;
+  }
+}
+
 export class SseParser {
   /** The last `id` field seen (it persists across events, as in EventSource). */
   lastEventId?: string;

@@ -9,12 +9,13 @@ import {
   errorResponse,
   isRequest,
   type JSONRPCMessage,
+  parseServerMessage,
   type RequestId,
   UPSTREAM_ERROR,
 } from "../jsonrpc.ts";
 import type { FetchLike } from "../sdk.ts";
 import { fetchWithinOrigin, mediaType, refusal } from "./http_request.ts";
-import { SseParser } from "./sse_parser.ts";
+import { readEvents, SseParser } from "./sse_parser.ts";
 
 /** How a dropped event stream is reopened; the server's `retry` field overrides the delay. */
 export interface Reconnection {
@@ -33,8 +34,6 @@ export class StreamableHttpError extends Error {
     this.status = status;
   }
 }
-
-const STREAM: TextDecodeOptions = { stream: true };
 
 export class StreamableHttpClient {
   onmessage?: (message: JSONRPCMessage) => void;
@@ -203,32 +202,15 @@ export class StreamableHttpClient {
     resumedFrom?: string,
   ): Promise<void> {
     let answered = false;
-    let problem: unknown;
     const parser = new SseParser(({ event, data }) => {
       if (event !== "message" || data === "") return;
-      let value: unknown;
-      try {
-        value = JSON.parse(data);
-      } catch (error) {
-        return this.onerror?.(
-          new ProxyError("upstream", "the server sent invalid JSON", { cause: error }),
-        );
-      }
-      if (request !== undefined && answers(value, request)) answered = true;
-      this.#deliver(value);
+      const { message, problem } = parseServerMessage(data);
+      if (!message) return this.onerror?.(new ProxyError("upstream", `the server sent ${problem}`));
+      if (request !== undefined && answers(message, request)) answered = true;
+      this.onmessage?.(message);
     });
     parser.lastEventId = resumedFrom;
-    if (body) {
-      const reader = body.getReader();
-      const decoder = new TextDecoder();
-      try {
-        for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
-          parser.push(decoder.decode(chunk.value, STREAM));
-        }
-      } catch (error) {
-        problem = error;
-      }
-    }
+    const problem = await readEvents(body, parser);
     if (this.#closed) return;
     if (parser.retryMs !== undefined) this.#retryMs = parser.retryMs;
     if (problem !== undefined) {

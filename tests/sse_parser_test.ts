@@ -44,6 +44,9 @@ const CASES: Array<[string, string, SseEvent[], { id?: string; retry?: number }]
   ], {}],
   ["a leading BOM", "\ufeffdata: x\n\n", [{ event: "message", data: "x" }], {}],
   ["an unfinished event is not dispatched", "data: x\n", [], {}],
+  ["the id of an unfinished event does not count yet", "id: 1\ndata: a\n\nid: 2\ndata: b", [
+    { event: "message", data: "a" },
+  ], { id: "1" }],
 ];
 
 Deno.test("sse parser: every case, whole and split at every point", async (t) => {

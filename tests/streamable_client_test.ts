@@ -63,7 +63,9 @@ class QuirkyServer implements AsyncDisposable {
       });
     }
     if (message.method === "tools/list") {
-      const tools = ["crlf", "json_array", "via_get", "bad_event", "cut"].map((name) => ({
+      const tools = ["crlf", "json_array", "via_get", "bad_event", "cut", "not_jsonrpc"].map((
+        name,
+      ) => ({
         name,
         inputSchema: { type: "object" },
       }));
@@ -101,6 +103,9 @@ class QuirkyServer implements AsyncDisposable {
         return new Response(null, { status: 202 });
       case "bad_event":
         return sse(`data: {not json\n\ndata: {"jsonrpc":"1.0"}\n\ndata: ${answer("still ok")}\n\n`);
+      case "not_jsonrpc":
+        // Shaped like the answer, but not a JSON-RPC message (no "jsonrpc": "2.0").
+        return json({ id: message.id, result: { content: [] } });
       case "cut":
         // A progress-like notification, then the stream ends: no answer, no event id to resume.
         return sse(`data: ${log}\n\n`);
@@ -162,6 +167,15 @@ Deno.test("connect: our client reads every answer form a server may choose", asy
     // The session goes on.
     assert.equal(textOf(await client.callTool(call("crlf"))), "crlf ok");
   });
+  await t.step(
+    "a JSON answer that is not JSON-RPC: an error at once, not at --timeout",
+    async () => {
+      const started = performance.now();
+      const error = await client.callTool(call("not_jsonrpc")).then(() => undefined, (e) => e);
+      assert.match(String(error?.message), /the server's JSON answer did not answer it/);
+      assert.ok(performance.now() - started < 5000, "answered long before --timeout (30 s)");
+    },
+  );
   assert.ok(!client.stderr.some((line) => /error/i.test(line) && /crlf|array/.test(line)));
 });
 

@@ -6,7 +6,7 @@
 import { ProxyError } from "../errors.ts";
 import { type JSONRPCMessage, parseServerMessage } from "../jsonrpc.ts";
 import type { FetchLike } from "../sdk.ts";
-import { fetchWithinOrigin, mediaType, refusal } from "./http_request.ts";
+import { fetchWithinOrigin, mediaType, refusal, sameOrigin } from "./http_request.ts";
 import { SseOpenError } from "./remote_probe.ts";
 import { readEvents, type SseEvent, SseParser } from "./sse_parser.ts";
 import type { Reconnection } from "./streamable_client.ts";
@@ -96,8 +96,10 @@ export class LegacySseClient {
     if (!response.ok || mediaType(response.headers.get("content-type")) !== "text/event-stream") {
       await response.body?.cancel();
       const why = refusal("GET", response, "", this.#url);
-      // As EventSource does: a wrong answer ends the stream for good.
-      return this.#failed(new SseOpenError(why, { status: response.status }), attempt, false);
+      // A server error (a proxy's 502 while the server restarts) is tried again; any other wrong
+      // answer ends the stream for good, as in EventSource.
+      const retry = response.status >= 500;
+      return this.#failed(new SseOpenError(why, { status: response.status }), attempt, retry);
     }
     const parser = new SseParser((event) => this.#event(event));
     parser.lastEventId = this.#lastEventId;
@@ -152,7 +154,7 @@ export class LegacySseClient {
     } catch {
       endpoint = undefined;
     }
-    if (!endpoint || endpoint.origin !== this.#url.origin) {
+    if (!endpoint || !sameOrigin(this.#url, endpoint)) {
       const error = new SseOpenError(
         `the server named an endpoint on another origin (${endpoint?.origin ?? data}); ` +
           "messages go only to the server's own origin",

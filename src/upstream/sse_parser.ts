@@ -30,8 +30,13 @@ export async function readEvents(
 }
 
 export class SseParser {
-  /** The last `id` field seen (it persists across events, as in EventSource). */
+  /**
+   * The last event id: an `id` field counts once its event is complete (a blank line), as in
+   * EventSource, so a stream cut inside an event never resumes past it. It persists across events.
+   */
   lastEventId?: string;
+  /** The `id` field of the event being read, not yet complete. */
+  #idBuffer?: string;
   /** The last valid `retry` field, in milliseconds. */
   retryMs?: number;
   #onEvent: (event: SseEvent) => void;
@@ -92,7 +97,7 @@ export class SseParser {
         this.#event = value;
         break;
       case "id":
-        if (!value.includes("\0")) this.lastEventId = value;
+        if (!value.includes("\0")) this.#idBuffer = value;
         break;
       case "retry":
         if (/^\d+$/.test(value)) this.retryMs = Number(value);
@@ -101,6 +106,7 @@ export class SseParser {
   }
 
   #dispatch(): void {
+    if (this.#idBuffer !== undefined) this.lastEventId = this.#idBuffer;
     const event = this.#event || "message";
     this.#event = "";
     if (!this.#hasData) return;

@@ -146,7 +146,7 @@ export class StreamableHttpClient {
   #json(body: unknown, request: RequestId): void {
     let answered = false;
     for (const value of Array.isArray(body) ? body : [body]) {
-      if (answers(value, request)) answered = true;
+      if (answers(value, request) && checkMessage(value) === undefined) answered = true;
       this.#deliver(value);
     }
     if (!answered) this.#lost(request, "the server's JSON answer did not answer it");
@@ -173,12 +173,16 @@ export class StreamableHttpClient {
    * GET with Accept: text/event-stream: the session's own stream (`request` undefined), or the
    * resumption of a request's stream from `lastEventId`.
    */
-  async #open(lastEventId: string | undefined, request: RequestId | undefined): Promise<void> {
+  async #open(
+    lastEventId: string | undefined,
+    request: RequestId | undefined,
+    attempt = 0,
+  ): Promise<void> {
     const headers = this.#headers("text/event-stream");
     if (lastEventId !== undefined) headers["last-event-id"] = lastEventId;
     const response = await this.#request({ method: "GET", headers });
     if (response.ok && mediaType(response.headers.get("content-type")) === "text/event-stream") {
-      return void this.#read(response.body, request, lastEventId);
+      return void this.#read(response.body, request, lastEventId, attempt);
     }
     await response.body?.cancel();
     if (response.status === 405) {
@@ -200,6 +204,7 @@ export class StreamableHttpClient {
     body: ReadableStream<Uint8Array> | null,
     request: RequestId | undefined,
     resumedFrom?: string,
+    attempt = 0,
   ): Promise<void> {
     let answered = false;
     const parser = new SseParser(({ event, data }) => {
@@ -220,7 +225,11 @@ export class StreamableHttpClient {
     }
     if (request === undefined) return this.#reopen(parser.lastEventId, undefined, 0);
     if (answered) return;
-    if (parser.lastEventId) return this.#reopen(parser.lastEventId, request, 0);
+    // A resumption that brought nothing new counts as a failed attempt: no endless polling.
+    const progressed = parser.lastEventId !== resumedFrom;
+    if (parser.lastEventId) {
+      return this.#reopen(parser.lastEventId, request, progressed ? 0 : attempt + 1);
+    }
     this.#lost(request, "the server ended the response stream without answering");
   }
 
@@ -237,7 +246,7 @@ export class StreamableHttpClient {
     const delay = this.#retryMs ?? Math.min(initialDelayMs * growFactor ** attempt, maxDelayMs);
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
-      this.#open(lastEventId, request).catch((error) =>
+      this.#open(lastEventId, request, attempt).catch((error) =>
         this.#reopenAfter(error, request, lastEventId, attempt + 1)
       );
     }, delay);

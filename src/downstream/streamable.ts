@@ -204,7 +204,8 @@ export class StreamableServerTransport implements Transport {
     for (const request of requests) this.#requests.set(request.id, streamId);
     this.#streams.set(streamId, stream);
     const holdMs = this.#options.streamAfterMs ?? STREAM_AFTER_MS;
-    if (messages.length === 1 && holdMs > 0) {
+    // Not for a batch, even of one: its answer must be an array, as JSON-RPC says.
+    if (!Array.isArray(body) && holdMs > 0) {
       return new Promise<Response>((resolve) => {
         const timer = setTimeout(() => this.#release(streamId, stream), holdMs);
         stream.hold = { resolve, timer, version };

@@ -31,8 +31,8 @@ Options:
                       npm i --prefix .bench supergateway mcp-proxy mcp-remote
   --peers-dir <dir> where the peers are installed (default .bench)
   --only <ids>      comma-separated target ids or parts of them (e.g. native,serve-mcp)
-  --v8-flags <list> run our proxy with these V8 flags (e.g. --max-semi-space-size=2), to
-                    weigh memory against speed
+  --v8-flags <list> also run our proxy under these V8 flags (e.g. --max-semi-space-size=1),
+                    next to it in every round (ids end in +v8), to weigh memory against speed
   --json <file>     where to write the results (default .bench/results.json; the task
                     may write only under .bench/)
   -h, --help        show this help
@@ -134,7 +134,9 @@ async function main(args: string[]): Promise<number> {
   const started = performance.now();
   const counts = options.quick ? QUICK : FULL;
   const machine = await describeMachine();
-  let targets = ourTargets(options.v8Flags);
+  // With --v8-flags, each of our targets runs next to the same target under the flags.
+  const flagged = options.v8Flags ? ourTargets(options.v8Flags) : [];
+  let targets = ourTargets().flatMap((t) => [t, ...flagged.filter((f) => f.id === `${t.id}+v8`)]);
   const skippedPeers: Report["skippedPeers"] = [];
   if (options.peers) {
     await Deno.mkdir(options.peersDir, { recursive: true });

@@ -208,11 +208,15 @@ function ourCli(v8Flags?: string): string[] {
   return [Deno.execPath(), "run", "--quiet", ...v8, ...runFlags(), MAIN];
 }
 const OUR_READY = /Streamable HTTP: (http:\/\/\S+)\/mcp/;
-const OURS = "mcp-proxy (ours)";
+const OUR_NAME = "mcp-proxy (ours)";
 
-/** The native server and our proxy in every mode. */
+/**
+ * The native server and our proxy in every mode. With `v8Flags`, our proxy under those flags only:
+ * ids end in `+v8`, so a run can measure both side by side.
+ */
 export function ourTargets(v8Flags?: string): Target[] {
   const OUR_CLI = ourCli(v8Flags);
+  const OURS = v8Flags ? `mcp-proxy (ours, V8 ${v8Flags})` : OUR_NAME;
   const serve = (path: "mcp" | "sse", flag?: "--stateless" | "--prewarm"): Target => ({
     id: `ours/serve-${path}${flag ? `-${flag.slice(2)}` : ""}`,
     implementation: OURS,
@@ -239,7 +243,7 @@ export function ourTargets(v8Flags?: string): Target[] {
         path === "mcp" ? "http" : "sse",
       ),
   });
-  return [
+  const targets: Target[] = [
     {
       id: "native",
       implementation: "native (no proxy)",
@@ -289,6 +293,8 @@ export function ourTargets(v8Flags?: string): Target[] {
       start: (remote) => Promise.resolve(startStdio([...OUR_CLI, "connect", remote!])),
     },
   ];
+  if (!v8Flags) return targets;
+  return targets.filter((t) => t.id.startsWith("ours/")).map((t) => ({ ...t, id: `${t.id}+v8` }));
 }
 
 /** The native bench server over Streamable HTTP: the baseline, and the remote upstream. */

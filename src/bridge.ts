@@ -72,8 +72,14 @@ interface Pending {
  * likely belong to (progress by token, others to the newest request in flight), so a Streamable
  * HTTP downstream can deliver them on that request's stream.
  */
+/** A downstream that holds something per request (an HTTP stream) and can let it go. */
+export interface ForgettingTransport extends Transport {
+  /** The client cancelled request `id`: no answer will come, so stop waiting for one. */
+  forget?(id: RequestId): void;
+}
+
 export class Bridge {
-  readonly downstream: Transport;
+  readonly downstream: ForgettingTransport;
   readonly upstream: UpstreamTransport;
   #options: BridgeOptions;
   #pending = new Map<RequestId, Pending>();
@@ -88,7 +94,11 @@ export class Bridge {
   #delivering = 0;
   #idleWaiters: Array<() => void> = [];
 
-  constructor(downstream: Transport, upstream: UpstreamTransport, options: BridgeOptions = {}) {
+  constructor(
+    downstream: ForgettingTransport,
+    upstream: UpstreamTransport,
+    options: BridgeOptions = {},
+  ) {
     this.downstream = downstream;
     this.upstream = upstream;
     this.#options = options;
@@ -187,7 +197,10 @@ export class Bridge {
     } else if ("method" in message && message.method === "notifications/cancelled") {
       // A cancelled request gets no response (the server SHOULD NOT send one): stop waiting.
       const id = (message.params as { requestId?: RequestId } | undefined)?.requestId;
-      if (id !== undefined) this.#forget(id);
+      if (id !== undefined) {
+        this.#forget(id);
+        this.downstream.forget?.(id);
+      }
     } else if (isResponse(message) && message.id !== undefined) {
       // The client answered the server (sampling, elicitation): the request's clock runs again.
       const forId = this.#asks.get(message.id);

@@ -23,6 +23,22 @@ const faulty = () => stdioServer("faulty_stdio.ts");
 const every = () => stdioServer("everything_stdio.ts");
 const whoami = (result: unknown): { pid: number; calls: number } => JSON.parse(textOf(result));
 
+Deno.test("gateway: a server that exits while it is listed is failed once per start", async () => {
+  await using dir = await tempDir();
+  const path = await writeConfig(dir.path, {
+    mcpServers: { quitter: stdioServer("faulty_stdio.ts", "--exit-on-list") },
+  });
+  await using gateway = await startGateway(path);
+  // Failures at 0 s, 1 s and 3 s: each logs one restart, with the backoff doubling (1s, 2s, 4s).
+  const restarting = /^\[mcp-proxy\] warn: quitter: .*; restarting in (\d+)s$/;
+  await gateway.waitForCount(restarting, 3);
+  const health = await gateway.health();
+  const delays = gateway.stderr.flatMap((line) => line.match(restarting)?.[1] ?? []);
+  assert.deepEqual(delays, ["1", "2", "4"], gateway.stderrText);
+  assert.equal(health.servers.quitter?.state, "failed");
+  assert.equal(health.servers.quitter?.restarts, 2, "one restart per failure, none doubled");
+});
+
 Deno.test("gateway: a server that cannot start fails alone; /health says why and counts restarts", async () => {
   await using dir = await tempDir();
   const path = await writeConfig(dir.path, {
@@ -50,7 +66,10 @@ Deno.test("gateway: a server that cannot start fails alone; /health says why and
   assert.equal(textOf(echo), "up");
   const error = await rejection(merged.callTool({ name: "broken__anything", arguments: {} }));
   assert.equal(error.code, -32603);
-  assert.match(error.message, /server "broken" is not available: cannot start "mcp-proxy-no-such/);
+  assert.match(
+    error.message,
+    /^MCP error -32603: server "broken" is not available: cannot start "mcp-proxy-no-such/,
+  );
   await using route = await connectHttp(gateway.route("faulty"));
   assert.equal(textOf(await route.callTool({ name: "echo", arguments: { text: "ok" } })), "ok");
 
@@ -198,7 +217,7 @@ Deno.test("gateway: a member that dies leaves the merged lists and comes back, t
   assert.equal(unavailable.code, -32603);
   assert.match(
     unavailable.message,
-    /server "faulty" is not available: MCP server exited with code 3$/,
+    /^MCP error -32603: server "faulty" is not available: MCP server exited with code 3$/,
   );
   // The others keep serving, merged and on their routes.
   for (const name of ["every__test_simple_text", "remote__test_simple_text"]) {

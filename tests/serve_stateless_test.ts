@@ -279,25 +279,45 @@ Deno.test("serve --stateless: a cancellation sent on its own POST reaches the ch
   await checkCancellation(client);
 });
 
+/** The answer to a raw initialize with `params`. */
+async function rawInitialize(
+  url: URL,
+  params: Record<string, unknown>,
+): Promise<{ result?: { protocolVersion: string }; error?: { message: string } }> {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: ACCEPT },
+    signal: AbortSignal.timeout(TIMEOUT_MS),
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params }),
+  });
+  for await (const event of parseSse(response.body!)) {
+    const message = messageOf(event);
+    if (message?.id === 1) return message as { result?: { protocolVersion: string } };
+  }
+  throw new Error("initialize was not answered");
+}
+
+const initParams = (protocolVersion: unknown) => ({
+  protocolVersion,
+  capabilities: {},
+  clientInfo: { name: "v", version: "1" },
+});
+
+Deno.test("serve --stateless: a refused initialize is not kept for the clients after it", async () => {
+  await using proxy = await startServe(["--stateless"], faulty);
+  const refused = await rawInitialize(proxy.mcpUrl, initParams(5));
+  assert.ok(refused.error, JSON.stringify(refused));
+  // Another client's valid initialize is sent as it is, and the server is initialized with it.
+  const accepted = await rawInitialize(proxy.mcpUrl, initParams("2025-11-25"));
+  assert.equal(accepted.result?.protocolVersion, "2025-11-25", JSON.stringify(accepted));
+  const echo = await rawCall(proxy.mcpUrl, 2, "echo", { text: "after a bad client" });
+  assert.equal(textOf(echo.message.result), "after a bad client");
+});
+
 Deno.test("serve --stateless: each client gets the protocol version it asked for, if older", async () => {
   await using proxy = await startServe(["--stateless"], faulty);
-  const versionFor = async (protocolVersion: string) => {
-    const response = await fetch(proxy.mcpUrl, {
-      method: "POST",
-      headers: { "content-type": "application/json", accept: ACCEPT },
-      body: JSON.stringify({
-        jsonrpc: "2.0",
-        id: 1,
-        method: "initialize",
-        params: { protocolVersion, capabilities: {}, clientInfo: { name: "v", version: "1" } },
-      }),
-    });
-    for await (const event of parseSse(response.body!)) {
-      const message = messageOf(event);
-      if (message?.id === 1) return (message.result as { protocolVersion: string }).protocolVersion;
-    }
-    throw new Error("initialize was not answered");
-  };
+  const versionFor = async (protocolVersion: string) =>
+    (await rawInitialize(proxy.mcpUrl, initParams(protocolVersion))).result?.protocolVersion;
   assert.equal(await versionFor("2025-11-25"), "2025-11-25");
   assert.equal(await versionFor("2025-03-26"), "2025-03-26");
   assert.equal(await versionFor("2025-11-25"), "2025-11-25");

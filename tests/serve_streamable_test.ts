@@ -247,3 +247,64 @@ Deno.test("serve /mcp: the transport's rules, by hand", async (t) => {
     );
   });
 });
+
+Deno.test("serve /mcp: a cancelled request's stream ends; a held one gets 202", async (t) => {
+  const cancel = (requestId: number) => ({
+    jsonrpc: "2.0",
+    method: "notifications/cancelled",
+    params: { requestId, reason: "changed my mind" },
+  });
+  const hang = (id: number) => ({
+    jsonrpc: "2.0",
+    id,
+    method: "tools/call",
+    params: { name: "hang", arguments: {} },
+  });
+
+  await t.step("streamed: the stream ends unanswered, instead of staying open", async () => {
+    await using proxy = await startServe(["--stream-after", "0"], faulty);
+    const session = await open(proxy.mcpUrl, "2025-11-25");
+    const call = await session.post(hang(7));
+    assert.equal(call.headers.get("content-type"), "text/event-stream");
+    const read = readAll(call);
+    const cancelled = await session.post(cancel(7));
+    assert.equal(cancelled.status, 202);
+    const events = await within(read, "the cancelled request's stream to end");
+    assert.deepEqual(events.map(messageOf).filter((m) => m !== undefined), [], "no answer");
+    // The session goes on.
+    const after = await readAll(await session.post(echo(8, "still here")));
+    assert.equal(textOf(messageOf(after.at(-1)!)?.result), "still here");
+  });
+
+  await t.step("held: the POST gets 202 at once", async () => {
+    await using proxy = await startServe(["--stream-after", "60s"], faulty);
+    const session = await open(proxy.mcpUrl, "2025-11-25");
+    const call = session.post(hang(9));
+    // The cancel may only go once the request has reached the proxy: wait for the child to get it.
+    await waitFor(async () => {
+      const response = await session.post(cancel(9));
+      assert.equal(response.status, 202);
+      await response.body?.cancel();
+      return await Promise.race([
+        call.then(() => true),
+        new Promise((r) => setTimeout(r, 50, false)),
+      ]) as boolean;
+    });
+    const response = await within(call, "the held POST to be answered");
+    assert.equal(response.status, 202);
+    assert.equal(await response.text(), "");
+  });
+});
+
+/** `promise`, or a failure naming `what` after 10 s (a missing end would otherwise hang). */
+async function within<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`waited 10 s for ${what}`)), 10_000);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

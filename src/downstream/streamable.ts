@@ -143,6 +143,28 @@ export class StreamableServerTransport implements Transport {
     return Promise.resolve();
   }
 
+  /**
+   * The client cancelled request `id`, so no answer will come (the server SHOULD NOT send one):
+   * its stream ends once nothing else is pending on it, instead of staying open until the
+   * session ends. A held POST gets 202, as for a notification.
+   */
+  forget(id: RequestId): void {
+    const streamId = this.#requests.get(id);
+    if (streamId === undefined) return;
+    this.#requests.delete(id);
+    const stream = this.#streams.get(streamId);
+    if (!stream) return;
+    stream.pending.delete(id);
+    if (stream.pending.size > 0) return;
+    const hold = stream.hold;
+    if (hold) {
+      stream.hold = undefined;
+      clearTimeout(hold.timer);
+      hold.resolve(new Response(null, { status: 202 }));
+    }
+    this.#end(streamId);
+  }
+
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;

@@ -50,7 +50,10 @@ export interface MemberOptions {
 const MAX_BACKOFF_MS = 30_000;
 /** How long a liveness ping may take before the member counts as gone. */
 const PROBE_TIMEOUT_MS = 5_000;
-/** How often a ready member with no traffic is pinged (a dead remote says nothing by itself). */
+/**
+ * How often a ready member with no request in flight is pinged (a dead remote says nothing by
+ * itself). A busy member is not: a server that runs one tool at a time cannot answer a ping.
+ */
 const HEARTBEAT_MS = 30_000;
 /** The initialize handshake's own bound: a per-request timeout must not stop a slow start. */
 const START_TIMEOUT_MS = 60_000;
@@ -60,6 +63,8 @@ export class Member {
   state: MemberState;
   reason?: string;
   restarts = 0;
+  /** Requests of merged sessions in flight to this member. */
+  inflight = 0;
   capabilities?: ServerCapabilities;
   tools: Tool[] = [];
   prompts: Prompt[] = [];
@@ -151,12 +156,17 @@ export class Member {
       log.info(`${this.name}: ready (${this.tools.length} tools)`);
       this.#events.changed(this);
       clearInterval(this.#heartbeat);
-      this.#heartbeat = setInterval(() => this.suspect(), HEARTBEAT_MS);
+      this.#heartbeat = setInterval(() => {
+        if (this.inflight === 0) this.suspect();
+      }, HEARTBEAT_MS);
       Deno.unrefTimer(this.#heartbeat);
     } catch (error) {
       client.onclose = undefined;
+      // A server that exits while it is listed is failed once: by #lost, or here.
+      const lost = (this.state as MemberState) === "failed";
+      if (this.#client === client) this.#client = undefined;
       await client.close().catch(() => {});
-      this.#fail(formatError(error));
+      if (!lost) this.#fail(formatError(error));
     }
   }
 
@@ -189,6 +199,7 @@ export class Member {
   #fail(reason: string): void {
     if (this.#stopped) return;
     clearInterval(this.#heartbeat);
+    clearTimeout(this.#timer);
     const wasReady = this.state === "ready";
     this.state = "failed";
     this.reason = reason;

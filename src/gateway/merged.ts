@@ -231,11 +231,11 @@ export class MergedServer {
     const local = at > 0 ? full.slice(at + this.#options.separator.length) : "";
     const filter = member && this.#options.filterOf(member.name);
     if (!member || (filter?.active && !filter.allows(local))) {
-      throw new McpError(ErrorCode.InvalidParams, `Unknown ${kind}: ${full}`);
+      throw wireError(ErrorCode.InvalidParams, `Unknown ${kind}: ${full}`);
     }
     if (!member.client) throw unavailable(member);
     if (kind === "tool" && !items(member).some((item) => item.name === local)) {
-      throw new McpError(ErrorCode.InvalidParams, `Unknown ${kind}: ${full}`);
+      throw wireError(ErrorCode.InvalidParams, `Unknown ${kind}: ${full}`);
     }
     return [member, local];
   }
@@ -248,7 +248,7 @@ export class MergedServer {
     const hidden = filter?.active &&
       member!.resources.some((item) => item.uri === parsed!.uri && !filter.allows(item.name));
     if (!member || !parsed || hidden) {
-      throw new McpError(ErrorCode.InvalidParams, `Unknown resource: ${uri}`);
+      throw wireError(ErrorCode.InvalidParams, `Unknown resource: ${uri}`);
     }
     if (!member.client) throw unavailable(member);
     return [member, parsed.uri];
@@ -260,6 +260,7 @@ export class MergedServer {
    * error that is not the server's (a transport failure) has the member checked.
    */
   async #relay<T>(member: Member, request: Promise<T>): Promise<T> {
+    member.inflight++;
     try {
       return await request;
     } catch (error) {
@@ -277,7 +278,9 @@ export class MergedServer {
         message = `no answer from the MCP server within ${seconds}s ` +
           `(the "timeout" option of server "${member.name}")`;
       }
-      throw Object.assign(new Error(message), { code: error.code, data: error.data });
+      throw wireError(error.code, message, error.data);
+    } finally {
+      member.inflight--;
     }
   }
 
@@ -302,9 +305,17 @@ export class MergedServer {
   }
 }
 
-function unavailable(member: Member): McpError {
+function unavailable(member: Member): Error {
   const why = member.reason ? `: ${member.reason}` : "";
-  return new McpError(ErrorCode.InternalError, `server "${member.name}" is not available${why}`);
+  return wireError(ErrorCode.InternalError, `server "${member.name}" is not available${why}`);
+}
+
+/**
+ * An error the SDK's Server sends as it is: its message goes on the wire unchanged (an McpError
+ * would put "MCP error N: " in front, and the client's SDK adds that again).
+ */
+function wireError(code: number, message: string, data?: unknown): Error {
+  return Object.assign(new Error(message), { code, data });
 }
 
 export function toMerged(member: string, uri: string): string {

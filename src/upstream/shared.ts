@@ -132,7 +132,9 @@ export class SharedUpstream {
 
   /** @internal */ async send(client: SharedClient, message: JSONRPCMessage): Promise<void> {
     if (isRequest(message) && message.method === "initialize") {
-      this.#initParams ??= message.params;
+      // The first client to initialize the server (again) gives its params; later ones get the
+      // answer it got. A refused initialize is not kept: the next client's params are tried.
+      if (this.#initialized === undefined) this.#initParams = message.params;
       const answer = await this.#initialize();
       client.deliver(answerFor(message, answer));
       return;
@@ -147,11 +149,33 @@ export class SharedUpstream {
           return log.debug(`stateless: cannot tell which request to cancel; dropped`);
         }
         message = { ...message, params: { ...params, requestId: proxyId } };
+        const entry = this.#requests.get(proxyId)!;
+        if (entry.client !== client) {
+          // The request's own POST waits on another client: end it with an error answer, which
+          // the canceller ignores (as the spec says it should), rather than keep it open forever.
+          this.#forget(proxyId, entry);
+          entry.client.deliver({
+            jsonrpc: "2.0",
+            id: entry.id,
+            error: { code: -32603, message: "the request was cancelled by the client" },
+          });
+        }
       }
     }
     const upstream = await this.#ensureStarted();
     if (isRequest(message)) {
-      if (this.#initParams) await this.#initialize();
+      if (this.#initParams) {
+        const init = await this.#initialize();
+        if ("error" in init) {
+          // Not sent to a server that refused to initialize: the client hears why.
+          const why = init.error.message;
+          return client.deliver({
+            jsonrpc: "2.0",
+            id: message.id,
+            error: { code: -32603, message: `the MCP server refused initialize: ${why}` },
+          });
+        }
+      }
       const proxyId = ++this.#nextId;
       const token = progressTokenOf(message);
       const entry: Outstanding = { client, id: message.id, token };
@@ -251,6 +275,7 @@ export class SharedUpstream {
         await upstream.send({ jsonrpc: "2.0", method: "notifications/initialized" });
       } else {
         this.#initialized = undefined;
+        if (this.#initParams === params) this.#initParams = undefined;
       }
       return response;
     } catch (error) {

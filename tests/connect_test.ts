@@ -687,3 +687,110 @@ async function startNativeOn(port: string) {
     },
   };
 }
+
+Deno.test("connect: a call cut off by a session renewal is answered with an error, never run twice", async () => {
+  // The session's GET stream ends at once and its reopening meets 404 (the server forgot the
+  // session) while a tool call's POST is still waiting for its JSON answer on the old session.
+  const calls: string[] = [];
+  let sessions = 0;
+  let renewed!: () => void;
+  const secondSession = new Promise<void>((resolve) => (renewed = resolve));
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (req) => {
+      const session = req.headers.get("mcp-session-id");
+      const sse = { "content-type": "text/event-stream" };
+      if (req.method === "GET") {
+        if (session !== "s1") return new Response(new ReadableStream(), { headers: sse });
+        return calls.length === 0
+          ? new Response("retry: 10\n\n", { headers: sse })
+          : new Response("session gone", { status: 404 });
+      }
+      if (req.method === "DELETE") return new Response(null, { status: 200 });
+      const message = await req.json();
+      if (message.id === undefined) return new Response(null, { status: 202 });
+      if (message.method === "initialize") {
+        if (++sessions === 2) renewed();
+        return Response.json({
+          jsonrpc: "2.0",
+          id: message.id,
+          result: {
+            protocolVersion: message.params.protocolVersion,
+            capabilities: { tools: {} },
+            serverInfo: { name: "forgetful", version: "1" },
+          },
+        }, { headers: { "mcp-session-id": `s${sessions}` } });
+      }
+      calls.push(`${message.method} on ${session}`);
+      if (session === "s1") await secondSession;
+      return Response.json({ jsonrpc: "2.0", id: message.id, result: { content: [] } });
+    },
+  );
+  await using client = await connectStdio([`http://127.0.0.1:${server.addr.port}/mcp`]);
+  const error = await client.callTool({ name: "transfer", arguments: {} }).then(
+    () => assert.fail("the call must fail"),
+    (e: Error & { code?: number }) => e,
+  );
+  assert.equal(error.code, -32000);
+  assert.match(error.message, /ended while this request was in flight; it may or may not have run/);
+  assert.deepEqual(calls, ["tools/call on s1"], "run once, on the old session only");
+  // The new session serves the next call.
+  await client.callTool({ name: "transfer", arguments: {} });
+  assert.deepEqual(calls, ["tools/call on s1", "tools/call on s2"]);
+});
+
+Deno.test("connect: a request's event stream is let go once answered, or once cancelled", async () => {
+  // A server that never ends a request's stream by itself (the spec says it SHOULD, after the
+  // answer): the proxy must not hold one connection per request for the rest of the session.
+  const open = new Set<string>();
+  const encoder = new TextEncoder();
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (req) => {
+      const sse = { "content-type": "text/event-stream", "mcp-session-id": "s1" };
+      if (req.method === "GET") return new Response(new ReadableStream(), { headers: sse });
+      if (req.method === "DELETE") return new Response(null, { status: 200 });
+      const message = await req.json();
+      if (message.id === undefined) return new Response(null, { status: 202 });
+      if (message.method === "initialize") {
+        return Response.json({
+          jsonrpc: "2.0",
+          id: message.id,
+          result: {
+            protocolVersion: message.params.protocolVersion,
+            capabilities: { tools: {} },
+            serverInfo: { name: "lingering", version: "1" },
+          },
+        }, { headers: { "mcp-session-id": "s1" } });
+      }
+      const name = message.params.name as string;
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          open.add(name);
+          controller.enqueue(encoder.encode(`id: ${name}-0\ndata: \n\n`));
+          if (name === "quick") {
+            const answer = { jsonrpc: "2.0", id: message.id, result: { content: [] } };
+            controller.enqueue(
+              encoder.encode(`id: ${name}-1\ndata: ${JSON.stringify(answer)}\n\n`),
+            );
+          }
+        },
+        cancel() {
+          open.delete(name);
+        },
+      });
+      return new Response(body, { headers: sse });
+    },
+  );
+  await using client = await connectStdio([`http://127.0.0.1:${server.addr.port}/mcp`]);
+  await client.callTool({ name: "quick", arguments: {} });
+  await waitFor(() => Promise.resolve(!open.has("quick")));
+  const abort = new AbortController();
+  const call = client.callTool({ name: "slow", arguments: {} }, undefined, {
+    signal: abort.signal,
+  });
+  await waitFor(() => Promise.resolve(open.has("slow")));
+  abort.abort("changed my mind");
+  await assert.rejects(call, /changed my mind/);
+  await waitFor(() => Promise.resolve(!open.has("slow")));
+});

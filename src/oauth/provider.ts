@@ -330,9 +330,13 @@ function transient(error: unknown): boolean {
   return error instanceof ProxyError && error.code === "upstream";
 }
 
-/** A callback port in 33000-34999 derived from the server's folder, so it is the same each run. */
+/**
+ * A callback port in 28000-31999 derived from the server's folder, so it is the same each run. The
+ * range lies below every system's ephemeral ports (Linux 32768-60999, Windows and macOS from 49152),
+ * so an outgoing connection never holds it and the redirect URI does not change under load.
+ */
 function stablePort(dir: string): number {
   let hash = 0;
   for (const char of dir) hash = (hash * 31 + char.charCodeAt(0)) >>> 0;
-  return 33000 + (hash % 2000);
+  return 28000 + (hash % 4000);
 }

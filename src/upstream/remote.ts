@@ -94,7 +94,19 @@ export class RemoteTransport implements UpstreamTransport {
 
   async send(message: JSONRPCMessage): Promise<void> {
     if (this.#closed) throw new ProxyError("upstream", "the connection to the server is closed");
+    const cancelled = cancelledId(message);
+    const carrier = cancelled === undefined ? undefined : this.#inflight.get(cancelled);
     this.#remember(message);
+    try {
+      await this.#send(message);
+    } finally {
+      // The cancellation has gone first; now the request's stream is let go (a disconnect alone
+      // does not cancel, the spec says) rather than read and resumed for the rest of the session.
+      if (carrier instanceof StreamableHttpClient) carrier.forget(cancelled!);
+    }
+  }
+
+  async #send(message: JSONRPCMessage): Promise<void> {
     if (isResponse(message) && message.id !== undefined) {
       const carrier = this.#serverRequests.get(message.id);
       this.#serverRequests.delete(message.id);
@@ -147,6 +159,20 @@ export class RemoteTransport implements UpstreamTransport {
         throw this.#failure(error);
       }
       if (!replaced) void this.#renew(client, "the server no longer knows the session");
+      else if (!this.#expired(client, error)) {
+        // Its POST was cut off by the renewal, not refused: the server may have run it, so it is
+        // not sent again (a tool call must not run twice). Answers and cancellations belonged to
+        // the old session; anything else is sent on the new one.
+        if (isRequest(message)) {
+          this.#inflight.delete(message.id);
+          throw new ProxyError(
+            "upstream",
+            "the session with the server ended while this request was in flight; it may or may " +
+              "not have run; retry it if that is safe",
+          );
+        }
+        if (!("method" in message) || message.method === "notifications/cancelled") return;
+      }
       await this.#ready;
       // The new session was initialized by the proxy itself; the client's own initialized is moot.
       if ("method" in message && message.method === "notifications/initialized") return;
@@ -281,12 +307,10 @@ export class RemoteTransport implements UpstreamTransport {
   /** What a new session needs repeated (initialize, the log level, subscriptions); what ended. */
   #remember(message: JSONRPCMessage): void {
     if (!isRequest(message)) {
-      if ("method" in message && message.method === "notifications/cancelled") {
-        const id = (message.params as { requestId?: RequestId } | undefined)?.requestId;
-        if (id !== undefined) {
-          this.#inflight.delete(id);
-          this.#accepted.delete(id);
-        }
+      const id = cancelledId(message);
+      if (id !== undefined) {
+        this.#inflight.delete(id);
+        this.#accepted.delete(id);
       }
       return;
     }
@@ -424,4 +448,10 @@ export class RemoteTransport implements UpstreamTransport {
     if (this.#probing && this.#connecting) this.#observed = await observe(response);
     return response;
   };
+}
+
+/** The request a `notifications/cancelled` names, if `message` is one. */
+function cancelledId(message: JSONRPCMessage): RequestId | undefined {
+  if (!("method" in message) || message.method !== "notifications/cancelled") return undefined;
+  return (message.params as { requestId?: RequestId } | undefined)?.requestId;
 }

@@ -44,7 +44,9 @@ export class LegacySseClient {
   start(): Promise<void> {
     if (this.#starting) return Promise.reject(new Error("the SSE client was started already"));
     this.#starting = Promise.withResolvers<void>();
-    void this.#open(0);
+    this.#open(0).catch((error) =>
+      this.onerror?.(error instanceof Error ? error : new Error(String(error)))
+    );
     return this.#starting.promise;
   }
 
@@ -64,7 +66,7 @@ export class LegacySseClient {
       const text = await response.text().catch(() => "");
       throw new ProxyError("upstream", refusal("POST", response, text, endpoint));
     }
-    await response.body?.cancel();
+    await response.body?.cancel().catch(() => {});
   }
 
   close(): Promise<void> {
@@ -94,7 +96,7 @@ export class LegacySseClient {
       return this.#failed(error, attempt, true);
     }
     if (!response.ok || mediaType(response.headers.get("content-type")) !== "text/event-stream") {
-      await response.body?.cancel();
+      await response.body?.cancel().catch(() => {});
       const why = refusal("GET", response, "", this.#url);
       // A server error (a proxy's 502 while the server restarts) is tried again; any other wrong
       // answer ends the stream for good, as in EventSource.
@@ -135,7 +137,13 @@ export class LegacySseClient {
     const { initialDelayMs, maxDelayMs, growFactor, maxRetries } = this.#reconnection;
     if (this.#closed || attempt >= maxRetries) return;
     const delay = this.#retryMs ?? Math.min(initialDelayMs * growFactor ** attempt, maxDelayMs);
-    this.#timer = setTimeout(() => void this.#open(attempt), delay);
+    this.#timer = setTimeout(
+      () =>
+        this.#open(attempt).catch((error) =>
+          this.onerror?.(error instanceof Error ? error : new Error(String(error)))
+        ),
+      delay,
+    );
   }
 
   #event({ event, data }: SseEvent): void {

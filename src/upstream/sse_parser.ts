@@ -10,22 +10,40 @@ export interface SseEvent {
 
 const STREAM: TextDecodeOptions = { stream: true };
 
-/** Reads `body` to its end into `parser`; the error that broke the stream, if one did. */
+/** When to stop reading before the stream ends: `done` is asked after each chunk. */
+export interface ReadUntil {
+  signal?: AbortSignal;
+  done?: () => boolean;
+}
+
+/**
+ * Reads `body` into `parser` until it ends, `until.signal` aborts or `until.done()` is true; the
+ * error that broke the stream, if one did. A stream left early is cancelled (its connection freed).
+ */
 export async function readEvents(
   body: ReadableStream<Uint8Array> | null,
   parser: SseParser,
+  until: ReadUntil = {},
 ): Promise<unknown> {
   if (!body) return undefined;
   const reader = body.getReader();
   const decoder = new TextDecoder();
+  let ended = false;
+  const cancel = () => void reader.cancel().catch(() => {});
+  until.signal?.addEventListener("abort", cancel, { once: true });
   try {
     for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
       parser.push(decoder.decode(chunk.value, STREAM));
+      if (until.done?.()) return undefined;
     }
-    parser.push(decoder.decode());
+    ended = true;
+    if (!until.signal?.aborted) parser.push(decoder.decode());
     return undefined;
   } catch (error) {
     return error;
+  } finally {
+    until.signal?.removeEventListener("abort", cancel);
+    if (!ended) cancel();
   }
 }
 

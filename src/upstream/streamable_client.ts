@@ -44,6 +44,8 @@ export class StreamableHttpClient {
   #reconnection: Reconnection;
   #abort = new AbortController();
   #timers = new Set<ReturnType<typeof setTimeout>>();
+  /** Requests whose event stream is read (or resumed); aborting one lets that stream go. */
+  #streams = new Map<RequestId, AbortController>();
   #sessionId?: string;
   #protocolVersion?: string;
   /** The server's last `retry` field: how long to wait before reopening a stream. */
@@ -87,24 +89,38 @@ export class StreamableHttpClient {
       throw new StreamableHttpError(response.status, refusal("POST", response, text, this.#url));
     }
     if (!isRequest(message)) {
-      await response.body?.cancel();
+      await response.body?.cancel().catch(() => {});
       if ("method" in message && message.method === "notifications/initialized") this.#listen();
       return;
     }
     if (response.status === 202) {
       // Not what the specification asks for, but some servers answer on the GET stream instead.
-      return void await response.body?.cancel();
+      return void await response.body?.cancel().catch(() => {});
     }
     const type = mediaType(response.headers.get("content-type"));
-    if (type === "text/event-stream") return void this.#read(response.body, message.id);
+    if (type === "text/event-stream") {
+      this.#streams.set(message.id, new AbortController());
+      return void this.#read(response.body, message.id).catch((error) => this.#failed(error));
+    }
     if (type === "application/json") return this.#json(await response.json(), message.id);
-    await response.body?.cancel();
+    await response.body?.cancel().catch(() => {});
     throw new StreamableHttpError(
       -1,
       `the POST was answered with content type "${
         type ?? "none"
       }", expected JSON or an event stream`,
     );
+  }
+
+  /**
+   * Request `id` was cancelled (or timed out): its answer is no longer wanted, so its event stream
+   * is let go and never resumed, and no error is made up for it.
+   */
+  forget(id: RequestId): void {
+    const stream = this.#streams.get(id);
+    if (!stream) return;
+    this.#streams.delete(id);
+    stream.abort();
   }
 
   /** Ends the session with DELETE (a 405 means the server does not allow it: fine). */
@@ -123,6 +139,7 @@ export class StreamableHttpClient {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
     this.#abort.abort();
+    this.#streams.clear();
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     this.onclose?.();
@@ -149,7 +166,7 @@ export class StreamableHttpClient {
       if (answers(value, request) && checkMessage(value) === undefined) answered = true;
       this.#deliver(value);
     }
-    if (!answered) this.#lost(request, "the server's JSON answer did not answer it");
+    if (!answered) this.#lost(request, "the server's JSON answer did not answer it", false);
   }
 
   #deliver(value: unknown): void {
@@ -158,9 +175,15 @@ export class StreamableHttpClient {
     this.onerror?.(new ProxyError("upstream", `the server sent an invalid message: ${problem}`));
   }
 
+  /** Our own failure while reading a stream: reported, never an unhandled rejection. */
+  #failed(error: unknown): void {
+    this.onerror?.(error instanceof Error ? error : new Error(String(error)));
+  }
+
   /** Answers a request the server will never answer, with an error, now. */
-  #lost(request: RequestId, why: string): void {
-    if (this.#closed) return;
+  #lost(request: RequestId, why: string, streamed = true): void {
+    // A streamed request no longer held was answered or forgotten: nothing is made up for it.
+    if (this.#closed || (streamed && !this.#streams.delete(request))) return;
     this.onmessage?.(errorResponse(request, UPSTREAM_ERROR, `${why}; retry the request`));
   }
 
@@ -182,9 +205,10 @@ export class StreamableHttpClient {
     if (lastEventId !== undefined) headers["last-event-id"] = lastEventId;
     const response = await this.#request({ method: "GET", headers });
     if (response.ok && mediaType(response.headers.get("content-type")) === "text/event-stream") {
-      return void this.#read(response.body, request, lastEventId, attempt);
+      return void this.#read(response.body, request, lastEventId, attempt)
+        .catch((error) => this.#failed(error));
     }
-    await response.body?.cancel();
+    await response.body?.cancel().catch(() => {});
     if (response.status === 405) {
       // The server offers no GET stream: nothing to listen to, and nothing to resume from.
       if (request !== undefined) {
@@ -207,16 +231,24 @@ export class StreamableHttpClient {
     attempt = 0,
   ): Promise<void> {
     let answered = false;
+    const stop = request === undefined ? undefined : this.#streams.get(request);
+    if (request !== undefined && !stop) return void await body?.cancel().catch(() => {});
     const parser = new SseParser(({ event, data }) => {
       if (event !== "message" || data === "") return;
       const { message, problem } = parseServerMessage(data);
       if (!message) return this.onerror?.(new ProxyError("upstream", `the server sent ${problem}`));
       if (request !== undefined && answers(message, request)) answered = true;
-      this.onmessage?.(message);
+      try {
+        this.onmessage?.(message);
+      } catch (error) {
+        // Ours, not the stream's: the next events are still read.
+        this.#failed(error);
+      }
     });
     parser.lastEventId = resumedFrom;
-    const problem = await readEvents(body, parser);
-    if (this.#closed) return;
+    // After its answer a request's stream has nothing more for us (the server SHOULD end it).
+    const problem = await readEvents(body, parser, { signal: stop?.signal, done: () => answered });
+    if (this.#closed || stop?.signal.aborted) return;
     if (parser.retryMs !== undefined) this.#retryMs = parser.retryMs;
     if (problem !== undefined) {
       this.onerror?.(
@@ -224,7 +256,7 @@ export class StreamableHttpClient {
       );
     }
     if (request === undefined) return this.#reopen(parser.lastEventId, undefined, 0);
-    if (answered) return;
+    if (answered) return void this.#streams.delete(request);
     // A resumption that brought nothing new counts as a failed attempt: no endless polling.
     const progressed = parser.lastEventId !== resumedFrom;
     if (parser.lastEventId) {
@@ -246,6 +278,7 @@ export class StreamableHttpClient {
     const delay = this.#retryMs ?? Math.min(initialDelayMs * growFactor ** attempt, maxDelayMs);
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
+      if (request !== undefined && !this.#streams.has(request)) return;
       this.#open(lastEventId, request, attempt).catch((error) =>
         this.#reopenAfter(error, request, lastEventId, attempt + 1)
       );

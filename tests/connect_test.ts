@@ -711,15 +711,7 @@ Deno.test("connect: a call cut off by a session renewal is answered with an erro
       if (message.id === undefined) return new Response(null, { status: 202 });
       if (message.method === "initialize") {
         if (++sessions === 2) renewed();
-        return Response.json({
-          jsonrpc: "2.0",
-          id: message.id,
-          result: {
-            protocolVersion: message.params.protocolVersion,
-            capabilities: { tools: {} },
-            serverInfo: { name: "forgetful", version: "1" },
-          },
-        }, { headers: { "mcp-session-id": `s${sessions}` } });
+        return initializeAnswer(message, `s${sessions}`);
       }
       calls.push(`${message.method} on ${session}`);
       if (session === "s1") await secondSession;
@@ -752,17 +744,7 @@ Deno.test("connect: a request's event stream is let go once answered, or once ca
       if (req.method === "DELETE") return new Response(null, { status: 200 });
       const message = await req.json();
       if (message.id === undefined) return new Response(null, { status: 202 });
-      if (message.method === "initialize") {
-        return Response.json({
-          jsonrpc: "2.0",
-          id: message.id,
-          result: {
-            protocolVersion: message.params.protocolVersion,
-            capabilities: { tools: {} },
-            serverInfo: { name: "lingering", version: "1" },
-          },
-        }, { headers: { "mcp-session-id": "s1" } });
-      }
+      if (message.method === "initialize") return initializeAnswer(message, "s1");
       const name = message.params.name as string;
       const body = new ReadableStream<Uint8Array>({
         start(controller) {
@@ -794,3 +776,19 @@ Deno.test("connect: a request's event stream is let go once answered, or once ca
   await assert.rejects(call, /changed my mind/);
   await waitFor(() => Promise.resolve(!open.has("slow")));
 });
+
+/** A minimal server's JSON answer to `initialize` (tools only), opening session `session`. */
+function initializeAnswer(
+  message: { id: number | string; params: { protocolVersion: string } },
+  session: string,
+): Response {
+  return Response.json({
+    jsonrpc: "2.0",
+    id: message.id,
+    result: {
+      protocolVersion: message.params.protocolVersion,
+      capabilities: { tools: {} },
+      serverInfo: { name: "inline", version: "1" },
+    },
+  }, { headers: { "mcp-session-id": session } });
+}

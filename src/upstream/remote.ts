@@ -159,20 +159,6 @@ export class RemoteTransport implements UpstreamTransport {
         throw this.#failure(error);
       }
       if (!replaced) void this.#renew(client, "the server no longer knows the session");
-      else if (!this.#expired(client, error)) {
-        // Its POST was cut off by the renewal, not refused: the server may have run it, so it is
-        // not sent again (a tool call must not run twice). Answers and cancellations belonged to
-        // the old session; anything else is sent on the new one.
-        if (isRequest(message)) {
-          this.#inflight.delete(message.id);
-          throw new ProxyError(
-            "upstream",
-            "the session with the server ended while this request was in flight; it may or may " +
-              "not have run; retry it if that is safe",
-          );
-        }
-        if (!("method" in message) || message.method === "notifications/cancelled") return;
-      }
       await this.#ready;
       // The new session was initialized by the proxy itself; the client's own initialized is moot.
       if ("method" in message && message.method === "notifications/initialized") return;

@@ -65,6 +65,12 @@ interface Pending {
   asking?: number;
 }
 
+/** A downstream that holds something per request (an HTTP stream) and can let it go. */
+export interface ForgettingTransport extends Transport {
+  /** The client cancelled request `id`: no answer will come, so stop waiting for one. */
+  forget?(id: RequestId): void;
+}
+
 /**
  * Connects `downstream` and `upstream`. Requests from downstream are remembered until answered;
  * when the upstream closes, each gets a JSON-RPC error naming why, then the downstream is closed.
@@ -72,12 +78,6 @@ interface Pending {
  * likely belong to (progress by token, others to the newest request in flight), so a Streamable
  * HTTP downstream can deliver them on that request's stream.
  */
-/** A downstream that holds something per request (an HTTP stream) and can let it go. */
-export interface ForgettingTransport extends Transport {
-  /** The client cancelled request `id`: no answer will come, so stop waiting for one. */
-  forget?(id: RequestId): void;
-}
-
 export class Bridge {
   readonly downstream: ForgettingTransport;
   readonly upstream: UpstreamTransport;

@@ -156,12 +156,7 @@ export class StreamableServerTransport implements Transport {
     if (!stream) return;
     stream.pending.delete(id);
     if (stream.pending.size > 0) return;
-    const hold = stream.hold;
-    if (hold) {
-      stream.hold = undefined;
-      clearTimeout(hold.timer);
-      hold.resolve(new Response(null, { status: 202 }));
-    }
+    takeHold(stream)?.resolve(new Response(null, { status: 202 }));
     this.#end(streamId);
   }
 
@@ -245,9 +240,7 @@ export class StreamableServerTransport implements Transport {
 
   /** The held POST's answer came first and soon: one JSON body. */
   #answerHeld(streamId: string, stream: Stream, json: string): Promise<void> {
-    const hold = stream.hold!;
-    stream.hold = undefined;
-    clearTimeout(hold.timer);
+    const hold = takeHold(stream)!;
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (this.sessionId !== undefined) headers["mcp-session-id"] = this.sessionId;
     hold.resolve(new Response(json, { status: 200, headers }));
@@ -257,10 +250,8 @@ export class StreamableServerTransport implements Transport {
 
   /** The held POST becomes an event stream (it is taking a while, or more than an answer comes). */
   #release(streamId: string, stream: Stream): void {
-    const hold = stream.hold;
+    const hold = takeHold(stream);
     if (!hold) return;
-    stream.hold = undefined;
-    clearTimeout(hold.timer);
     const readable = this.#open(streamId, stream);
     const events = this.#options.events;
     if (events && hold.version >= PRIMING_SINCE) {
@@ -448,4 +439,13 @@ function checkProtocolVersion(req: Request): Response | undefined {
 
 function notFound(): Response {
   return jsonRpcErrorResponse(404, SESSION_NOT_FOUND, "Session not found");
+}
+
+/** The stream's held POST, if any, no longer held (its timer stopped): the caller answers it. */
+function takeHold(stream: Stream): Hold | undefined {
+  const hold = stream.hold;
+  if (!hold) return undefined;
+  stream.hold = undefined;
+  clearTimeout(hold.timer);
+  return hold;
 }

@@ -7,6 +7,7 @@
 import { formatError } from "../errors.ts";
 import {
   errorResponse,
+  INTERNAL_ERROR,
   isRequest,
   isResponse,
   type JSONRPCMessage,
@@ -154,11 +155,9 @@ export class SharedUpstream {
           // The request's own POST waits on another client: end it with an error answer, which
           // the canceller ignores (as the spec says it should), rather than keep it open forever.
           this.#forget(proxyId, entry);
-          entry.client.deliver({
-            jsonrpc: "2.0",
-            id: entry.id,
-            error: { code: -32603, message: "the request was cancelled by the client" },
-          });
+          entry.client.deliver(
+            errorResponse(entry.id, INTERNAL_ERROR, "the request was cancelled by the client"),
+          );
         }
       }
     }
@@ -168,12 +167,8 @@ export class SharedUpstream {
         const init = await this.#initialize();
         if ("error" in init) {
           // Not sent to a server that refused to initialize: the client hears why.
-          const why = init.error.message;
-          return client.deliver({
-            jsonrpc: "2.0",
-            id: message.id,
-            error: { code: -32603, message: `the MCP server refused initialize: ${why}` },
-          });
+          const why = `the MCP server refused initialize: ${init.error.message}`;
+          return client.deliver(errorResponse(message.id, INTERNAL_ERROR, why));
         }
       }
       const proxyId = ++this.#nextId;

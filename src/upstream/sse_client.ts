@@ -44,9 +44,7 @@ export class LegacySseClient {
   start(): Promise<void> {
     if (this.#starting) return Promise.reject(new Error("the SSE client was started already"));
     this.#starting = Promise.withResolvers<void>();
-    this.#open(0).catch((error) =>
-      this.onerror?.(error instanceof Error ? error : new Error(String(error)))
-    );
+    this.#open(0).catch((error) => this.#failed(error, 0, false));
     return this.#starting.promise;
   }
 
@@ -138,10 +136,7 @@ export class LegacySseClient {
     if (this.#closed || attempt >= maxRetries) return;
     const delay = this.#retryMs ?? Math.min(initialDelayMs * growFactor ** attempt, maxDelayMs);
     this.#timer = setTimeout(
-      () =>
-        this.#open(attempt).catch((error) =>
-          this.onerror?.(error instanceof Error ? error : new Error(String(error)))
-        ),
+      () => this.#open(attempt).catch((error) => this.#failed(error, attempt, false)),
       delay,
     );
   }

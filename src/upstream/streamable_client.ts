@@ -292,7 +292,7 @@ export class StreamableHttpClient {
    */
   #reopenAfter(error: unknown, request: RequestId | undefined, lastEventId?: string, attempt = 1) {
     if (this.#closed) return;
-    this.onerror?.(error instanceof Error ? error : new Error(String(error)));
+    this.#failed(error);
     const status = error instanceof StreamableHttpError ? error.status : 0;
     if (status === -1 || (status >= 300 && status < 500)) {
       if (request !== undefined) {

@@ -559,6 +559,76 @@ Deno.test("connect: a dropped legacy SSE connection gets its new session initial
   );
 });
 
+Deno.test("connect: a legacy SSE stream refused on reconnect fails the call in flight, then recovers", async () => {
+  // The server drops the stream while a call is in flight, then refuses to open it again (403):
+  // without its stream the session can never answer, so the call is answered now, not at
+  // --timeout, and the next request opens a new session once the server lets it.
+  let refusing = false;
+  let sessions = 0;
+  const streams = new Map<string, ReadableStreamDefaultController<Uint8Array>>();
+  const encoder = new TextEncoder();
+  const emit = (session: string, text: string) =>
+    streams.get(session)?.enqueue(encoder.encode(text));
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (req) => {
+      const url = new URL(req.url);
+      if (req.method === "GET" && url.pathname === "/sse") {
+        if (refusing) return new Response("not now", { status: 403 });
+        const session = `s${++sessions}`;
+        const body = new ReadableStream<Uint8Array>({
+          start(controller) {
+            streams.set(session, controller);
+            controller.enqueue(
+              encoder.encode(`retry: 20\nevent: endpoint\ndata: /message?session=${session}\n\n`),
+            );
+          },
+        });
+        return new Response(body, { headers: { "content-type": "text/event-stream" } });
+      }
+      if (req.method !== "POST") return new Response(null, { status: 405 });
+      const session = url.searchParams.get("session")!;
+      const message = await req.json();
+      if (message.method === "initialize") {
+        const answer = await initializeAnswer(message, session).json();
+        emit(session, `event: message\ndata: ${JSON.stringify(answer)}\n\n`);
+      } else if (message.method === "tools/call" && session === "s1") {
+        refusing = true;
+        streams.get(session)!.close();
+      } else if (message.id !== undefined) {
+        const result = { content: [{ type: "text", text: `ran on ${session}` }] };
+        emit(
+          session,
+          `event: message\ndata: ${JSON.stringify({ jsonrpc: "2.0", id: message.id, result })}\n\n`,
+        );
+      }
+      return new Response(null, { status: 202 });
+    },
+  );
+  const url = `http://127.0.0.1:${server.addr.port}/sse`;
+  await using client = await connectStdio([url, "--transport", "sse-only", "--timeout", "60s"]);
+  const began = Date.now();
+  const lost = await client.callTool({ name: "transfer", arguments: {} }).then(
+    () => assert.fail("the call's session is gone"),
+    (e: Error & { code?: number }) => e,
+  );
+  assert.ok(Date.now() - began < 10_000, "answered now, not at --timeout");
+  assert.equal(lost.code, -32000);
+  assert.match(
+    lost.message,
+    /the connection to the server was lost while this request was in flight/,
+  );
+  assert.ok(
+    client.stderr.some((line) => /warn: .*the SSE connection to the server is lost/.test(line)),
+  );
+  refusing = false;
+  const result = await client.callTool({ name: "transfer", arguments: {} });
+  assert.equal(textOf(result), "ran on s2");
+  assert.ok(
+    client.stderr.some((line) => /the SSE connection was lost; starting a new one/.test(line)),
+  );
+});
+
 Deno.test("connect: a 404 on the GET stream renews the session, subscriptions and log level", async () => {
   await using server = await startNative("http");
   await using client = await connectStdio([server.url]);
@@ -687,6 +757,52 @@ async function startNativeOn(port: string) {
     },
   };
 }
+
+Deno.test("connect: a call in flight when the session is renewed is answered once, never run twice", async () => {
+  // The session's GET stream ends at once and its reopening meets 404 (the server forgot the
+  // session) while a tool call's POST is still waiting for its answer on the old session: the
+  // renewal must let that POST finish, not cut it off and send the call again.
+  const calls: string[] = [];
+  let sessions = 0;
+  let renewed!: () => void;
+  const secondSession = new Promise<void>((resolve) => (renewed = resolve));
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (req) => {
+      const session = req.headers.get("mcp-session-id");
+      const sse = { "content-type": "text/event-stream" };
+      if (req.method === "GET") {
+        if (session !== "s1") return new Response(new ReadableStream(), { headers: sse });
+        return calls.length === 0
+          ? new Response("retry: 10\n\n", { headers: sse })
+          : new Response("session gone", { status: 404 });
+      }
+      if (req.method === "DELETE") return new Response(null, { status: 200 });
+      const message = await req.json();
+      if (message.id === undefined) return new Response(null, { status: 202 });
+      if (message.method === "initialize") {
+        if (++sessions === 2) renewed();
+        return initializeAnswer(message, `s${sessions}`);
+      }
+      calls.push(`${message.method} on ${session}`);
+      if (session === "s1") await secondSession;
+      const text = `ran on ${session}`;
+      return Response.json({
+        jsonrpc: "2.0",
+        id: message.id,
+        result: { content: [{ type: "text", text }] },
+      });
+    },
+  );
+  await using client = await connectStdio([`http://127.0.0.1:${server.addr.port}/mcp`]);
+  const first = await client.callTool({ name: "transfer", arguments: {} });
+  assert.equal(textOf(first), "ran on s1", "the old session's own answer");
+  assert.deepEqual(calls, ["tools/call on s1"], "run once");
+  // The new session serves the next call.
+  const second = await client.callTool({ name: "transfer", arguments: {} });
+  assert.equal(textOf(second), "ran on s2");
+  assert.deepEqual(calls, ["tools/call on s1", "tools/call on s2"]);
+});
 
 Deno.test("connect: a request's event stream is let go once answered, or once cancelled", async () => {
   // A server that never ends a request's stream by itself (the spec says it SHOULD, after the

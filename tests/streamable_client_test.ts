@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { connectStdio, textOf } from "./support/client.ts";
 import { LoggingMessageNotificationSchema } from "./support/sdk.ts";
+import { waitFor } from "./support/wait.ts";
 
 interface Message {
   jsonrpc: "2.0";
@@ -24,6 +25,13 @@ class QuirkyServer implements AsyncDisposable {
   #getOpened = Promise.withResolvers<void>();
   /** The requests the server saw, as "METHOD path [rpc method]". */
   readonly seen: string[] = [];
+  /** When each GET for the session's own stream came (performance.now()). */
+  readonly gets: number[] = [];
+  /** Answers the n-th GET for the session's own stream (from 1) instead of a stream kept open. */
+  getReply?: (n: number) => Response | undefined;
+  /** Resumptions of the "polled" tool's stream that brought nothing new, before its answer. */
+  polls = 0;
+  #polled?: string | number;
 
   constructor() {
     this.#server = Deno.serve(
@@ -44,7 +52,21 @@ class QuirkyServer implements AsyncDisposable {
       return new Response(null, { status: 307, headers: { location: "/mcp" } });
     }
     if (req.method === "DELETE") return new Response(null, { status: 200 });
+    if (req.method === "GET" && req.headers.get("last-event-id") === "p0") {
+      // The "polled" tool's stream, resumed: empty (ended to be polled again) 150 times, then
+      // the answer. More than the client's 100 reconnection attempts.
+      if (++this.polls <= 150) return sse("");
+      const result = {
+        content: [{ type: "text", text: `answered after ${this.polls - 1} polls` }],
+      };
+      return sse(
+        `id: p1\ndata: ${JSON.stringify({ jsonrpc: "2.0", id: this.#polled, result })}\n\n`,
+      );
+    }
     if (req.method === "GET") {
+      this.gets.push(performance.now());
+      const reply = this.getReply?.(this.gets.length);
+      if (reply) return reply;
       const stream = new ReadableStream<Uint8Array>({ start: (c) => void (this.#get = c) });
       this.#getOpened.resolve();
       return sse(stream);
@@ -63,12 +85,13 @@ class QuirkyServer implements AsyncDisposable {
       });
     }
     if (message.method === "tools/list") {
-      const tools = ["crlf", "json_array", "via_get", "bad_event", "cut", "not_jsonrpc"].map((
-        name,
-      ) => ({
-        name,
-        inputSchema: { type: "object" },
-      }));
+      const tools = ["crlf", "json_array", "via_get", "bad_event", "cut", "not_jsonrpc", "polled"]
+        .map((
+          name,
+        ) => ({
+          name,
+          inputSchema: { type: "object" },
+        }));
       return json({ jsonrpc: "2.0", id: message.id, result: { tools } });
     }
     const answer = (text: string) =>
@@ -106,6 +129,10 @@ class QuirkyServer implements AsyncDisposable {
       case "not_jsonrpc":
         // Shaped like the answer, but not a JSON-RPC message (no "jsonrpc": "2.0").
         return json({ id: message.id, result: { content: [] } });
+      case "polled":
+        // A priming event with an id and a short retry, then the stream ends: poll for the answer.
+        this.#polled = message.id;
+        return sse("id: p0\nretry: 5\ndata: \n\n");
       case "cut":
         // A progress-like notification, then the stream ends: no answer, no event id to resume.
         return sse(`data: ${log}\n\n`);
@@ -185,4 +212,56 @@ Deno.test("connect: a 307 within the server's origin is followed, method and bod
   assert.equal(textOf(await client.callTool(call("crlf"))), "crlf ok");
   assert.ok(server.seen.includes("POST /moved tools/call"), server.seen.join("\n"));
   assert.ok(server.seen.includes("POST /mcp tools/call"), server.seen.join("\n"));
+});
+
+Deno.test("connect: a request stream the server ends to be polled is resumed until its answer", async () => {
+  await using server = new QuirkyServer();
+  await using client = await connectStdio([server.url(), "--timeout", "30s"]);
+  const result = await client.callTool(call("polled"));
+  assert.equal(textOf(result), "answered after 150 polls");
+});
+
+Deno.test("connect: the GET stream is retried after a transient refusal and backs off when ended at once", async () => {
+  await using server = new QuirkyServer();
+  // 1: 409 (say, a replica not yet in sync); 2: a stream ended at once with nothing in it;
+  // 3: the stream the server sends its own messages on.
+  let live: ReadableStreamDefaultController<Uint8Array> | undefined;
+  server.getReply = (n) => {
+    if (n === 1) return new Response("not in sync yet", { status: 409 });
+    if (n === 2) return sse("");
+    return sse(new ReadableStream({ start: (c) => void (live = c) }));
+  };
+  await using client = await connectStdio([server.url(), "--timeout", "30s"]);
+  const logs: string[] = [];
+  client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+    logs.push(String(n.params.data));
+  });
+  await waitFor(() => Promise.resolve(live !== undefined));
+  const note = {
+    jsonrpc: "2.0",
+    method: "notifications/message",
+    params: { level: "info", data: "hi" },
+  };
+  live!.enqueue(encoder.encode(`data: ${JSON.stringify(note)}\n\n`));
+  await waitFor(() => Promise.resolve(logs.length > 0));
+  assert.deepEqual(logs, ["hi"]);
+  // The empty stream was reopened later than the refused GET was (backoff), not at a fixed pace.
+  const [first, second, third] = server.gets as [number, number, number];
+  assert.ok(third - second > (second - first) * 1.3, server.gets.join(", "));
+  live!.close();
+});
+
+Deno.test("connect: a GET stream refused for good is a warning with the server's reason", async () => {
+  await using server = new QuirkyServer();
+  server.getReply = () => new Response("sessions are pinned to another node", { status: 403 });
+  await using client = await connectStdio([server.url(), "--timeout", "30s"]);
+  await waitFor(() => Promise.resolve(client.stderr.some((line) => /warn: /.test(line))));
+  const warning = client.stderr.find((line) => /warn: /.test(line))!;
+  assert.match(
+    warning,
+    /the GET was answered 403 Forbidden: sessions are pinned to another node; the server's own messages will not arrive/,
+  );
+  // Requests still work over POST, and the GET was not tried again.
+  assert.equal(textOf(await client.callTool(call("crlf"))), "crlf ok");
+  assert.equal(server.gets.length, 1);
 });

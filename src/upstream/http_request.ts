@@ -31,6 +31,31 @@ export async function fetchWithinOrigin(
   }
 }
 
+/**
+ * The start of a refusal's body, for the error message: a few KB read within 2 s at most (a
+ * server may send a large or endless body with its refusal); the rest is let go.
+ */
+export async function refusalText(response: Response, limit = 4096): Promise<string> {
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  const timer = setTimeout(() => void reader.cancel().catch(() => {}), 2000);
+  try {
+    while (text.length < limit) {
+      const { done, value } = await reader.read();
+      if (done) return text + decoder.decode();
+      text += decoder.decode(value, { stream: true });
+    }
+    return text;
+  } catch {
+    return text;
+  } finally {
+    clearTimeout(timer);
+    reader.cancel().catch(() => {});
+  }
+}
+
 /** The media type of a Content-Type value, lowercased, without parameters. */
 export function mediaType(header: string | null): string | undefined {
   if (!header) return undefined;

@@ -1,7 +1,9 @@
 // A remote MCP server over Streamable HTTP or legacy SSE (our client transports, fed our fetch),
 // behind the fallback strategy. A session the server forgot (404 on any request, the GET
 // stream included) or replaced (a new SSE `endpoint`) is initialized again with the client's own
-// initialize, its log level and subscriptions restored, and the request retried. close() sends
+// initialize, its log level and subscriptions restored, and a request the server refused with 404
+// sent again. A request whose POST was still in flight on the old session is never sent twice:
+// the old transport is retired, not closed, until those POSTs have their answers. close() sends
 // DELETE.
 
 import { formatError, ProxyError } from "../errors.ts";
@@ -63,6 +65,8 @@ export class RemoteTransport implements UpstreamTransport {
   #kind?: Kind;
   #client?: Client;
   #probing?: Client;
+  /** Replaced sessions' transports, kept until the requests they carry are answered. */
+  #retired = new Set<StreamableHttpClient>();
   /** Connecting or renewing the session; sends wait for it. */
   #ready?: Promise<void>;
   #initialize?: JSONRPCRequest;
@@ -82,6 +86,8 @@ export class RemoteTransport implements UpstreamTransport {
   #connecting = false;
   #internalIds = 0;
   #closed = false;
+  /** Why there is no session (said when the next request starts one). */
+  #noSession = "the last attempt to start a session failed";
 
   constructor(options: RemoteOptions) {
     this.#options = options;
@@ -121,7 +127,7 @@ export class RemoteTransport implements UpstreamTransport {
         this.#ready.catch(() => (this.#ready = undefined));
         return await this.#ready;
       }
-      void this.#renew(undefined, "the last attempt to start a session failed; trying again");
+      void this.#renew(undefined, this.#noSession);
     }
     await this.#ready;
     await this.#sendOn(message);
@@ -138,6 +144,8 @@ export class RemoteTransport implements UpstreamTransport {
       );
     }
     await this.#discard(client);
+    for (const old of this.#retired) await this.#discard(old);
+    this.#retired.clear();
     this.closeReason ??= "closed the connection";
     this.onclose?.();
   }
@@ -145,29 +153,39 @@ export class RemoteTransport implements UpstreamTransport {
   /** Sends on the current session; on a 404 (session forgotten) renews it and sends again. */
   async #sendOn(message: JSONRPCMessage): Promise<void> {
     const client = this.#current();
-    if (isRequest(message)) this.#inflight.set(message.id, client);
     try {
-      await client.send(message);
-      if (isRequest(message) && this.#inflight.get(message.id) === client) {
-        this.#accepted.add(message.id);
-      }
+      await this.#sendVia(client, message);
     } catch (error) {
-      // Sent on a session replaced meanwhile (its transport discarded), or on one the server forgot.
+      // A 404 (the server forgot the session) means the server did not take the message: it is
+      // sent again on a new session. So is a notification whose session was replaced meanwhile.
+      // Any other failure of a request is the client's to see: it may have run.
       const replaced = this.#client !== client && !this.#closed;
-      if (!replaced && !this.#expired(client, error)) {
-        if (isRequest(message)) this.#inflight.delete(message.id);
+      if (!this.#expired(client, error) && !(replaced && !isRequest(message))) {
         throw this.#failure(error);
       }
-      if (!replaced) void this.#renew(client, "the server no longer knows the session");
+      if (this.#client === client) {
+        void this.#renew(client, "the server no longer knows the session");
+      }
       await this.#ready;
       // The new session was initialized by the proxy itself; the client's own initialized is moot.
       if ("method" in message && message.method === "notifications/initialized") return;
-      const next = this.#current();
-      if (isRequest(message)) this.#inflight.set(message.id, next);
-      await next.send(message);
-      if (isRequest(message) && this.#inflight.get(message.id) === next) {
-        this.#accepted.add(message.id);
+      await this.#sendVia(this.#current(), message);
+    }
+  }
+
+  /** One POST; a request is in flight on `client` from now until it is answered or fails. */
+  async #sendVia(client: Client, message: JSONRPCMessage): Promise<void> {
+    if (isRequest(message)) this.#inflight.set(message.id, client);
+    try {
+      await client.send(message);
+    } catch (error) {
+      if (isRequest(message) && this.#inflight.get(message.id) === client) {
+        this.#forgetRequest(message.id);
       }
+      throw error;
+    }
+    if (isRequest(message) && this.#inflight.get(message.id) === client) {
+      this.#accepted.add(message.id);
     }
   }
 
@@ -240,6 +258,8 @@ export class RemoteTransport implements UpstreamTransport {
     // A later `endpoint` event: the server dropped the stream and made a new, blank session.
     if (client instanceof LegacySseClient) {
       client.onendpoint = () => void this.#sessionReplaced(client);
+      // The event stream could not be opened again: the session is over.
+      client.onclose = () => this.#connectionLost(client);
     }
     client.onmessage = (message) => this.#fromRemote(client, message);
     client.onerror = (error) => {
@@ -260,6 +280,31 @@ export class RemoteTransport implements UpstreamTransport {
     await withTimeout(client.start(), ms, `no "endpoint" event within ${ms / 1000}s`);
   }
 
+  /** A replaced session's transport: closed now, or (Streamable HTTP) once its POSTs are done. */
+  #retire(client: Client | undefined): void {
+    if (!(client instanceof StreamableHttpClient)) return void this.#discard(client);
+    client.onerror = undefined;
+    client.retire();
+    this.#retired.add(client);
+    this.#sweep();
+  }
+
+  /** Request `id` is answered or cancelled: its carrier, if retired and now idle, is closed. */
+  #forgetRequest(id: RequestId): void {
+    this.#inflight.delete(id);
+    this.#accepted.delete(id);
+    if (this.#retired.size > 0) this.#sweep();
+  }
+
+  #sweep(): void {
+    const busy = new Set(this.#inflight.values());
+    for (const client of this.#retired) {
+      if (busy.has(client)) continue;
+      this.#retired.delete(client);
+      void this.#discard(client);
+    }
+  }
+
   /** Closes a transport we no longer use, without letting its close reach the bridge. */
   async #discard(client: Client | undefined): Promise<void> {
     if (!client) return;
@@ -271,15 +316,20 @@ export class RemoteTransport implements UpstreamTransport {
   }
 
   #fromRemote(client: Client, message: JSONRPCMessage): void {
-    if (client !== this.#client && client !== this.#probing) return;
+    if (client !== this.#client && client !== this.#probing) {
+      // A retired session still answers the requests it carried; nothing else of it is wanted.
+      const id = isResponse(message) ? message.id : undefined;
+      if (id === undefined || this.#inflight.get(id) !== client) return;
+      this.#forgetRequest(id);
+      return this.onmessage?.(message);
+    }
     if (isResponse(message) && message.id !== undefined) {
       const internal = this.#internal.get(message.id);
       if (internal) {
         this.#internal.delete(message.id);
         return internal(message);
       }
-      this.#inflight.delete(message.id);
-      this.#accepted.delete(message.id);
+      this.#forgetRequest(message.id);
       if (message.id === this.#initialize?.id && "result" in message) {
         const version = (message.result as { protocolVersion?: unknown }).protocolVersion;
         if (typeof version === "string") client.setProtocolVersion?.(version);
@@ -294,10 +344,7 @@ export class RemoteTransport implements UpstreamTransport {
   #remember(message: JSONRPCMessage): void {
     if (!isRequest(message)) {
       const id = cancelledId(message);
-      if (id !== undefined) {
-        this.#inflight.delete(id);
-        this.#accepted.delete(id);
-      }
+      if (id !== undefined) this.#forgetRequest(id);
       return;
     }
     const uri = (message.params as { uri?: unknown } | undefined)?.uri;
@@ -327,17 +374,17 @@ export class RemoteTransport implements UpstreamTransport {
     log.info(`${why}; starting a new one`);
     const kind = this.#kind;
     this.#client = undefined;
-    // What the old session had accepted dies with it: answered now, not at --timeout. (Requests
-    // whose own POST met the 404 are sent again on the new session.)
+    // What the old session had accepted dies with it: answered now, not at --timeout. Requests
+    // whose POST is still out get their own answer: a 404 sends them again on the new session.
     for (const [id, carrier] of this.#inflight) {
       if (carrier !== failed || !this.#accepted.has(id) || this.#internal.has(id)) continue;
-      this.#inflight.delete(id);
-      this.#accepted.delete(id);
+      this.#forgetRequest(id);
+      if (failed instanceof StreamableHttpClient) failed.forget(id);
       const lost = "the server lost the session while this request was in flight; retry it";
       this.onmessage?.(errorResponse(id, UPSTREAM_ERROR, lost));
     }
+    this.#retire(failed);
     return this.#ready = this.#settle((async () => {
-      await this.#discard(failed);
       const client = this.#create(kind);
       this.#probing = client;
       try {
@@ -360,8 +407,7 @@ export class RemoteTransport implements UpstreamTransport {
     log.info("the server dropped the SSE connection; initializing the new session");
     for (const [id, carrier] of this.#inflight) {
       if (carrier !== client || this.#internal.has(id)) continue;
-      this.#inflight.delete(id);
-      this.#accepted.delete(id);
+      this.#forgetRequest(id);
       const lost = "the server dropped the connection while this request was in flight";
       this.onmessage?.(errorResponse(id, UPSTREAM_ERROR, lost));
     }
@@ -377,10 +423,30 @@ export class RemoteTransport implements UpstreamTransport {
     })());
   }
 
+  /**
+   * The legacy SSE stream is gone for good (refused, or out of retries): requests in flight are
+   * answered with an error now, and the next request starts a new session.
+   */
+  #connectionLost(client: LegacySseClient): void {
+    if (client !== this.#client || this.#closed) return;
+    log.warn("the SSE connection to the server is lost; the next request opens a new session");
+    for (const [id, carrier] of this.#inflight) {
+      if (carrier !== client || this.#internal.has(id)) continue;
+      this.#forgetRequest(id);
+      const lost = "the connection to the server was lost while this request was in flight";
+      this.onmessage?.(errorResponse(id, UPSTREAM_ERROR, lost));
+    }
+    this.#client = undefined;
+    this.#ready = undefined;
+    this.#noSession = "the SSE connection was lost";
+    void this.#discard(client);
+  }
+
   /** A renewal's outcome: on failure the next send tries again; the failure is logged once. */
   #settle(renewal: Promise<void>): Promise<void> {
     renewal.catch((error) => {
       this.#ready = undefined;
+      this.#noSession = "the last attempt to start a session failed";
       log.error(`could not start a new session: ${formatError(error)}`);
     });
     return renewal;

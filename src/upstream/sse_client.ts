@@ -1,12 +1,13 @@
 // Our client for the legacy HTTP+SSE transport (MCP 2024-11-05): a GET event stream whose first
 // `endpoint` event names where to POST, messages as `message` events. A dropped stream is opened
 // again (with Last-Event-ID); the server then names a new endpoint: a new, blank session, which
-// onendpoint reports. Messages are forwarded, not re-validated by schema.
+// onendpoint reports. A stream that cannot be opened again (refused, or out of retries) closes the
+// client: onclose reports it. Messages are forwarded, not re-validated by schema.
 
 import { ProxyError } from "../errors.ts";
 import { type JSONRPCMessage, parseServerMessage } from "../jsonrpc.ts";
 import type { FetchLike } from "../sdk.ts";
-import { fetchWithinOrigin, mediaType, refusal, sameOrigin } from "./http_request.ts";
+import { fetchWithinOrigin, mediaType, refusal, refusalText, sameOrigin } from "./http_request.ts";
 import { SseOpenError } from "./remote_probe.ts";
 import { readEvents, type SseEvent, SseParser } from "./sse_parser.ts";
 import type { Reconnection } from "./streamable_client.ts";
@@ -61,7 +62,7 @@ export class LegacySseClient {
       signal: this.#abort.signal,
     });
     if (!response.ok) {
-      const text = await response.text().catch(() => "");
+      const text = await refusalText(response);
       throw new ProxyError("upstream", refusal("POST", response, text, endpoint));
     }
     await response.body?.cancel().catch(() => {});
@@ -94,8 +95,9 @@ export class LegacySseClient {
       return this.#failed(error, attempt, true);
     }
     if (!response.ok || mediaType(response.headers.get("content-type")) !== "text/event-stream") {
-      await response.body?.cancel().catch(() => {});
-      const why = refusal("GET", response, "", this.#url);
+      const text = response.ok ? "" : await refusalText(response);
+      if (response.ok) await response.body?.cancel().catch(() => {});
+      const why = refusal("GET", response, text, this.#url);
       // A server error (a proxy's 502 while the server restarts) is tried again; any other wrong
       // answer ends the stream for good, as in EventSource.
       const retry = response.status >= 500;
@@ -116,7 +118,10 @@ export class LegacySseClient {
     this.#reopen(0);
   }
 
-  /** Before the endpoint: start() fails. After: reported, and tried again when it may help. */
+  /**
+   * Before the endpoint: start() fails. After: reported, and tried again when it may help;
+   * otherwise the client closes (without its stream it would never hear an answer again).
+   */
   #failed(error: unknown, attempt: number, retry: boolean): void {
     if (this.#closed) return;
     if (!this.#endpoint) {
@@ -129,11 +134,16 @@ export class LegacySseClient {
     }
     this.onerror?.(error instanceof Error ? error : new Error(String(error)));
     if (retry) this.#reopen(attempt + 1);
+    else void this.close();
   }
 
   #reopen(attempt: number): void {
     const { initialDelayMs, maxDelayMs, growFactor, maxRetries } = this.#reconnection;
-    if (this.#closed || attempt >= maxRetries) return;
+    if (this.#closed) return;
+    if (attempt >= maxRetries) {
+      const why = `gave up reopening the event stream after ${maxRetries} attempt(s)`;
+      return this.#failed(new ProxyError("upstream", why), attempt, false);
+    }
     const delay = this.#retryMs ?? Math.min(initialDelayMs * growFactor ** attempt, maxDelayMs);
     this.#timer = setTimeout(
       () => this.#open(attempt).catch((error) => this.#failed(error, attempt, false)),

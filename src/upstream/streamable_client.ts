@@ -13,8 +13,9 @@ import {
   type RequestId,
   UPSTREAM_ERROR,
 } from "../jsonrpc.ts";
+import { log } from "../log.ts";
 import type { FetchLike } from "../sdk.ts";
-import { fetchWithinOrigin, mediaType, refusal } from "./http_request.ts";
+import { fetchWithinOrigin, mediaType, refusal, refusalText } from "./http_request.ts";
 import { readEvents, SseParser } from "./sse_parser.ts";
 
 /** How a dropped event stream is reopened; the server's `retry` field overrides the delay. */
@@ -43,6 +44,8 @@ export class StreamableHttpClient {
   #fetch: FetchLike;
   #reconnection: Reconnection;
   #abort = new AbortController();
+  /** The session's own GET stream; aborted when the client is retired. */
+  #listening = new AbortController();
   #timers = new Set<ReturnType<typeof setTimeout>>();
   /** Requests whose event stream is read (or resumed); aborting one lets that stream go. */
   #streams = new Map<RequestId, AbortController>();
@@ -51,6 +54,8 @@ export class StreamableHttpClient {
   /** The server's last `retry` field: how long to wait before reopening a stream. */
   #retryMs?: number;
   #closed = false;
+  /** Replaced by a new session: POSTs in flight finish, the GET stream is not reopened. */
+  #retired = false;
 
   constructor(url: URL, options: { fetch: FetchLike; reconnection: Reconnection }) {
     this.#url = url;
@@ -85,7 +90,7 @@ export class StreamableHttpClient {
     const session = response.headers.get("mcp-session-id");
     if (session) this.#sessionId = session;
     if (!response.ok) {
-      const text = await response.text().catch(() => "");
+      const text = await refusalText(response);
       throw new StreamableHttpError(response.status, refusal("POST", response, text, this.#url));
     }
     if (!isRequest(message)) {
@@ -123,6 +128,15 @@ export class StreamableHttpClient {
     stream.abort();
   }
 
+  /**
+   * The session is being replaced: its GET stream is let go and never reopened, but requests
+   * already sent still get their answers (a POST cut off here might have run on the server).
+   */
+  retire(): void {
+    this.#retired = true;
+    this.#listening.abort();
+  }
+
   /** Ends the session with DELETE (a 405 means the server does not allow it: fine). */
   async terminateSession(): Promise<void> {
     if (!this.#sessionId) return;
@@ -155,8 +169,8 @@ export class StreamableHttpClient {
   }
 
   /** One request to the endpoint; redirects are followed only within its origin. */
-  #request(init: RequestInit): Promise<Response> {
-    return fetchWithinOrigin(this.#fetch, this.#url, { ...init, signal: this.#abort.signal });
+  #request(init: RequestInit, signal = this.#abort.signal): Promise<Response> {
+    return fetchWithinOrigin(this.#fetch, this.#url, { ...init, signal });
   }
 
   /** A JSON answer: its messages are delivered; the request must be among those answered. */
@@ -203,12 +217,17 @@ export class StreamableHttpClient {
   ): Promise<void> {
     const headers = this.#headers("text/event-stream");
     if (lastEventId !== undefined) headers["last-event-id"] = lastEventId;
-    const response = await this.#request({ method: "GET", headers });
+    const signal = request === undefined
+      ? AbortSignal.any([this.#abort.signal, this.#listening.signal])
+      : this.#abort.signal;
+    const response = await this.#request({ method: "GET", headers }, signal);
     if (response.ok && mediaType(response.headers.get("content-type")) === "text/event-stream") {
       return void this.#read(response.body, request, lastEventId, attempt)
         .catch((error) => this.#failed(error));
     }
-    await response.body?.cancel().catch(() => {});
+    // A refusal's body says why (shown, cut short); a wrong content type's is not read.
+    const text = response.ok ? "" : await refusalText(response);
+    if (response.ok) await response.body?.cancel().catch(() => {});
     if (response.status === 405) {
       // The server offers no GET stream: nothing to listen to, and nothing to resume from.
       if (request !== undefined) {
@@ -217,7 +236,7 @@ export class StreamableHttpClient {
       return;
     }
     const status = response.ok ? -1 : response.status;
-    throw new StreamableHttpError(status, refusal("GET", response, "", this.#url));
+    throw new StreamableHttpError(status, refusal("GET", response, text, this.#url));
   }
 
   /**
@@ -231,9 +250,11 @@ export class StreamableHttpClient {
     attempt = 0,
   ): Promise<void> {
     let answered = false;
-    const stop = request === undefined ? undefined : this.#streams.get(request);
-    if (request !== undefined && !stop) return void await body?.cancel().catch(() => {});
+    let events = 0;
+    const stop = request === undefined ? this.#listening : this.#streams.get(request);
+    if (!stop || stop.signal.aborted) return void await body?.cancel().catch(() => {});
     const parser = new SseParser(({ event, data }) => {
+      events++;
       if (event !== "message" || data === "") return;
       const { message, problem } = parseServerMessage(data);
       if (!message) return this.onerror?.(new ProxyError("upstream", `the server sent ${problem}`));
@@ -247,38 +268,51 @@ export class StreamableHttpClient {
     });
     parser.lastEventId = resumedFrom;
     // After its answer a request's stream has nothing more for us (the server SHOULD end it).
-    const problem = await readEvents(body, parser, { signal: stop?.signal, done: () => answered });
-    if (this.#closed || stop?.signal.aborted) return;
+    const problem = await readEvents(body, parser, { signal: stop.signal, done: () => answered });
+    if (this.#closed || stop.signal.aborted) return;
     if (parser.retryMs !== undefined) this.#retryMs = parser.retryMs;
     if (problem !== undefined) {
       this.onerror?.(
         new ProxyError("upstream", "an event stream from the server broke", { cause: problem }),
       );
     }
-    if (request === undefined) return this.#reopen(parser.lastEventId, undefined, 0);
+    // A stream that brought nothing new is reopened later each time (backoff); one the server
+    // ended cleanly never counts toward giving up (servers may end streams to be polled).
+    const broke = problem !== undefined;
+    if (request === undefined) {
+      return this.#reopen(parser.lastEventId, undefined, events > 0 ? 0 : attempt + 1, broke);
+    }
     if (answered) return void this.#streams.delete(request);
-    // A resumption that brought nothing new counts as a failed attempt: no endless polling.
     const progressed = parser.lastEventId !== resumedFrom;
     if (parser.lastEventId) {
-      return this.#reopen(parser.lastEventId, request, progressed ? 0 : attempt + 1);
+      return this.#reopen(parser.lastEventId, request, progressed ? 0 : attempt + 1, broke);
     }
     this.#lost(request, "the server ended the response stream without answering");
   }
 
-  /** Reopens a stream after a delay: the server's `retry`, else exponential backoff. */
-  #reopen(lastEventId: string | undefined, request: RequestId | undefined, attempt: number): void {
-    if (this.#closed) return;
+  /**
+   * Reopens a stream after a delay: the server's `retry`, else exponential backoff over
+   * `attempt`; after maxRetries attempts a failure (not a clean end) gives up.
+   */
+  #reopen(
+    lastEventId: string | undefined,
+    request: RequestId | undefined,
+    attempt: number,
+    failed = true,
+  ): void {
+    if (this.#closed || (request === undefined && this.#retired)) return;
     const { initialDelayMs, maxDelayMs, growFactor, maxRetries } = this.#reconnection;
-    if (attempt >= maxRetries) {
+    if (failed && attempt >= maxRetries) {
       const why = `gave up reopening the event stream after ${maxRetries} attempt(s)`;
       this.onerror?.(new ProxyError("upstream", why));
       if (request !== undefined) this.#lost(request, why);
+      else log.warn(`${why}; the server's own messages will not arrive`);
       return;
     }
     const delay = this.#retryMs ?? Math.min(initialDelayMs * growFactor ** attempt, maxDelayMs);
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
-      if (request !== undefined && !this.#streams.has(request)) return;
+      if (request === undefined ? this.#retired : !this.#streams.has(request)) return;
       this.#open(lastEventId, request, attempt).catch((error) =>
         this.#reopenAfter(error, request, lastEventId, attempt + 1)
       );
@@ -287,22 +321,26 @@ export class StreamableHttpClient {
   }
 
   /**
-   * A GET that failed: reported, then tried again unless the server refused it for good (a 4xx:
-   * a 404 means the session is gone, which the owner handles by starting a new one).
+   * A GET that failed: reported, then tried again unless the server refused it for good (a 4xx
+   * other than the transient ones; a 404 means the session is gone, which the owner handles by
+   * starting a new one).
    */
   #reopenAfter(error: unknown, request: RequestId | undefined, lastEventId?: string, attempt = 1) {
-    if (this.#closed) return;
+    if (this.#closed || (request === undefined && this.#retired)) return;
     this.#failed(error);
     const status = error instanceof StreamableHttpError ? error.status : 0;
-    if (status === -1 || (status >= 300 && status < 500)) {
-      if (request !== undefined) {
-        this.#lost(request, "the server refused to resume the response stream");
-      }
-      return;
+    const refused = status === -1 || (status >= 300 && status < 500 && !TRANSIENT.has(status));
+    if (!refused) return this.#reopen(lastEventId, request, attempt);
+    if (request !== undefined) {
+      this.#lost(request, "the server refused to resume the response stream");
+    } else if (status !== 404) {
+      log.warn(`${(error as Error).message}; the server's own messages will not arrive`);
     }
-    this.#reopen(lastEventId, request, attempt);
   }
 }
+
+/** Refusals of a GET that may pass: timeout, conflict, too early, too many requests. */
+const TRANSIENT = new Set([408, 409, 425, 429]);
 
 /** Whether `value` is the response (result or error) to `request`. */
 function answers(value: unknown, request: RequestId): boolean {

@@ -100,6 +100,29 @@ export function checkMessage(value: unknown, strict = false): string | undefined
   return 'expected "method", "result" or "error"';
 }
 
+/**
+ * The JSON text a large message arrived as, kept so that forwarding it unchanged skips a
+ * re-serialization (a 1 MiB tool result is then never stringified again). Only for messages from
+ * servers (what clients send is re-serialized, so what the server reads is what we checked), only
+ * single-line text (safe in stdio lines and SSE data), and never for a message we built: a
+ * changed message is a new object, which has no text kept.
+ */
+const TEXTS = new WeakMap<object, string>();
+/** Below this, JSON.stringify is cheaper than the bookkeeping. */
+const KEEP_MIN = 16 * 1024;
+
+/** Keeps `text` as the wire form of `message`, parsed from it, when worth it and safe. */
+export function keepText(message: object, text: string): void {
+  if (text.length >= KEEP_MIN && !text.includes("\n") && !text.includes("\r")) {
+    TEXTS.set(message, text);
+  }
+}
+
+/** The JSON text of `message`: the text it arrived as, if kept, else JSON.stringify. */
+export function jsonText(message: JSONRPCMessage): string {
+  return TEXTS.get(message) ?? JSON.stringify(message);
+}
+
 /** A message a server sent, from its JSON text: the message, or what is wrong with it. */
 export function parseServerMessage(
   text: string,
@@ -112,6 +135,7 @@ export function parseServerMessage(
   }
   const problem = checkMessage(value);
   if (problem !== undefined) return { problem: `an invalid message: ${problem}` };
+  keepText(value as object, text);
   return { message: value as JSONRPCMessage };
 }
 

@@ -804,6 +804,40 @@ Deno.test("connect: a call in flight when the session is renewed is answered onc
   assert.deepEqual(calls, ["tools/call on s1", "tools/call on s2"]);
 });
 
+Deno.test("connect: a large answer reaches stdout as the server wrote it; a multi-line one as one line", async () => {
+  const pad = "x".repeat(20_000);
+  const line = (id: number) =>
+    `{"jsonrpc":"2.0", "id":${id}, "result":{"content":[{"type":"text", "text":"caf\\u00e9 ${pad}"}]}}`;
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (req) => {
+      if (req.method === "GET") return new Response(null, { status: 405 });
+      if (req.method === "DELETE") return new Response(null, { status: 200 });
+      const message = await req.json();
+      if (message.id === undefined) return new Response(null, { status: 202 });
+      if (message.method === "initialize") return initializeAnswer(message, "s1");
+      // id 2: on one line, as JSON; id 3: pretty-printed over several lines, in an event stream.
+      const text = message.id === 2 ? line(2) : line(3).replaceAll(", ", ",\n  ");
+      const headers = { "content-type": "application/json", "mcp-session-id": "s1" };
+      return new Response(text, { headers });
+    },
+  );
+  const call = (id: number) => ({
+    jsonrpc: "2.0",
+    id,
+    method: "tools/call",
+    params: { name: "verbatim", arguments: {} },
+  });
+  const { code, stdout } = await rawConnect(
+    [`http://127.0.0.1:${server.addr.port}/mcp`],
+    [INITIALIZE, { jsonrpc: "2.0", method: "notifications/initialized" }, call(2), call(3)],
+  );
+  assert.equal(code, 0);
+  assert.equal(stdout.length, 3, stdout.map((l) => l.slice(0, 80)).join("\n"));
+  assert.equal(stdout[1], line(2), "forwarded as it came");
+  assert.deepEqual(JSON.parse(stdout[2]!), JSON.parse(line(3)), "one stdout line, same message");
+});
+
 Deno.test("connect: a request's event stream is let go once answered, or once cancelled", async () => {
   // A server that never ends a request's stream by itself (the spec says it SHOULD, after the
   // answer): the proxy must not hold one connection per request for the rest of the session.

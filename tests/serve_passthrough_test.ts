@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { fixtureCommand, fixturePath, startServe } from "./support/cli.ts";
 import { connectHttp, connectSse, textOf } from "./support/client.ts";
 import { ListRootsRequestSchema } from "./support/sdk.ts";
+import { RawSession } from "./support/raw_session.ts";
 import { checkCancellation } from "./support/features.ts";
 
 for (
@@ -79,4 +80,20 @@ Deno.test("serve: multi-megabyte results and requests pass intact", async () => 
   assert.ok(/^x+$/.test(big));
   const text = "\u00e9".repeat(1024 * 1024); // 2 MiB of UTF-8, under the 4 MiB default body limit
   assert.equal(textOf(await client.callTool({ name: "echo", arguments: { text } })), text);
+});
+
+Deno.test("serve: a large answer reaches the client as the server wrote it, not re-serialized", async () => {
+  await using proxy = await startServe([], fixtureCommand("faulty_stdio.ts"));
+  const session = await RawSession.open(proxy.mcpUrl);
+  const expected = `{"jsonrpc":"2.0", "id":"v1", "result":{"content":` +
+    `[{"type":"text", "text":"caf\\u00e9 ${"x".repeat(20_000)}"}]}}`;
+  // A lone quick answer comes as the JSON body; a slow one as an event on the POST's stream.
+  const response = await session.post(RawSession.call("v1", "verbatim"));
+  const type = response.headers.get("content-type") ?? "";
+  const body = await response.text();
+  const data = type.startsWith("text/event-stream")
+    ? body.split("\n").filter((line) => line.startsWith("data: ")).map((line) => line.slice(6))
+    : [body];
+  assert.deepEqual(data.filter((text) => text.includes('"v1"')), [expected]);
+  await session.delete();
 });

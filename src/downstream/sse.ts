@@ -2,7 +2,7 @@
 // stream and gets an `endpoint` event; the client POSTs each message to that endpoint (202).
 
 import type { Transport } from "../sdk.ts";
-import type { JSONRPCMessage } from "../jsonrpc.ts";
+import { type JSONRPCMessage, jsonText } from "../jsonrpc.ts";
 import { log } from "../log.ts";
 import { admit, MAX_UNREAD_BYTES } from "./streamable.ts";
 
@@ -49,7 +49,7 @@ export class SseServerTransport implements Transport {
 
   send(message: JSONRPCMessage): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("SSE stream is closed"));
-    this.#write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+    this.#write(`event: message\ndata: ${jsonText(message)}\n\n`);
     return Promise.resolve();
   }
 

@@ -7,6 +7,7 @@ import {
   errorResponse,
   INVALID_REQUEST,
   type JSONRPCMessage,
+  jsonText,
   PARSE_ERROR,
   type RequestId,
 } from "../jsonrpc.ts";
@@ -67,7 +68,7 @@ export class StdioServerTransport implements Transport {
 
   send(message: JSONRPCMessage): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("stdout is closed"));
-    let bytes = encoder.encode(JSON.stringify(message) + "\n");
+    let bytes = encoder.encode(jsonText(message) + "\n");
     if (this.#sync && this.#queued === 0 && bytes.length <= SYNC_WRITE_MAX) {
       try {
         while (bytes.length > 0) bytes = bytes.subarray(this.#sync.writeSync(bytes));

@@ -4,7 +4,7 @@
 // and out; a proxy forwards messages that body.ts has already checked, and serializes each once.
 
 import type { JSONRPCMessage, RequestId } from "../jsonrpc.ts";
-import { isRequest, isResponse, SESSION_NOT_FOUND } from "../jsonrpc.ts";
+import { isRequest, isResponse, jsonText, SESSION_NOT_FOUND } from "../jsonrpc.ts";
 import { SUPPORTED_PROTOCOL_VERSIONS } from "../protocol.ts";
 import type { Transport, TransportSendOptions } from "../sdk.ts";
 import { jsonRpcErrorResponse } from "./body.ts";
@@ -124,7 +124,7 @@ export class StreamableServerTransport implements Transport {
     if (answer && streamId === GET_STREAM) {
       return Promise.reject(new Error("an answer cannot go on the GET stream"));
     }
-    const json = JSON.stringify(message);
+    const json = jsonText(message);
     if (stream?.hold) {
       if (answer) return this.#answerHeld(streamId, stream, json);
       this.#release(streamId, stream);
@@ -305,7 +305,7 @@ export class StreamableServerTransport implements Transport {
     for (const [id, message] of missed) {
       write(
         stream,
-        encoder.encode(`event: message\nid: ${id}\ndata: ${JSON.stringify(message)}\n\n`),
+        encoder.encode(`event: message\nid: ${id}\ndata: ${jsonText(message)}\n\n`),
       );
     }
     if (streamId !== GET_STREAM && stream.pending.size === 0) this.#end(streamId);

@@ -3,7 +3,7 @@
 
 import type { Transport } from "../sdk.ts";
 import { formatError, permissionError, ProxyError } from "../errors.ts";
-import { checkMessage, type JSONRPCMessage } from "../jsonrpc.ts";
+import { checkMessage, type JSONRPCMessage, jsonText, keepText } from "../jsonrpc.ts";
 import { pumpLines } from "../lines.ts";
 import { log } from "../log.ts";
 import { hostSystem, resolveCommand } from "./resolve_command.ts";
@@ -132,7 +132,7 @@ export class ChildTransport implements UpstreamTransport {
       throw new ProxyError("upstream", `MCP server ${this.closeReason ?? "is not running"}`);
     }
     try {
-      await writer.write(encoder.encode(JSON.stringify(message) + "\n"));
+      await writer.write(encoder.encode(jsonText(message) + "\n"));
     } catch (error) {
       throw new ProxyError("upstream", `cannot write to MCP server ${this.#label}`, {
         cause: error,
@@ -168,6 +168,9 @@ export class ChildTransport implements UpstreamTransport {
       }
     }
     const messages = Array.isArray(value) ? value : [value];
+    if (!Array.isArray(value) && typeof value === "object" && value !== null) {
+      keepText(value, text);
+    }
     for (const item of messages) {
       if (item === undefined || checkMessage(item) !== undefined) {
         log.debug(`dropped a non-JSON-RPC stdout line from ${this.#label}: ${text.slice(0, 200)}`);

@@ -9,6 +9,8 @@ import {
   errorResponse,
   isRequest,
   type JSONRPCMessage,
+  jsonText,
+  keepText,
   parseServerMessage,
   type RequestId,
   UPSTREAM_ERROR,
@@ -85,7 +87,7 @@ export class StreamableHttpClient {
     const response = await this.#request({
       method: "POST",
       headers,
-      body: JSON.stringify(message),
+      body: jsonText(message),
     });
     const session = response.headers.get("mcp-session-id");
     if (session) this.#sessionId = session;
@@ -107,7 +109,12 @@ export class StreamableHttpClient {
       this.#streams.set(message.id, new AbortController());
       return void this.#read(response.body, message.id).catch((error) => this.#failed(error));
     }
-    if (type === "application/json") return this.#json(await response.json(), message.id);
+    if (type === "application/json") {
+      const text = await response.text();
+      const body: unknown = JSON.parse(text);
+      if (typeof body === "object" && body !== null && !Array.isArray(body)) keepText(body, text);
+      return this.#json(body, message.id);
+    }
     await response.body?.cancel().catch(() => {});
     throw new StreamableHttpError(
       -1,

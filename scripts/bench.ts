@@ -17,6 +17,7 @@ import {
   startNative,
   STDIO_SERVER,
   type Target,
+  type Variant,
 } from "./bench_targets.ts";
 
 const USAGE = `Usage: deno task bench [options]
@@ -33,6 +34,9 @@ Options:
   --only <ids>      comma-separated target ids or parts of them (e.g. native,serve-mcp)
   --v8-flags <list> also run our proxy under these V8 flags (e.g. --max-semi-space-size=1),
                     next to it in every round (ids end in +v8), to weigh memory against speed
+  --against <rev>   also run our proxy as of this git revision (e.g. HEAD, HEAD~1), next to
+                    the working tree in every round (ids end in @<rev>): a change's before and
+                    after measured on the same machine state. Extracted under .bench/against/
   --json <file>     where to write the results (default .bench/results.json; the task
                     may write only under .bench/)
   -h, --help        show this help
@@ -72,6 +76,7 @@ interface Options {
   only: string[];
   json: string;
   v8Flags?: string;
+  against?: string;
 }
 
 function parseOptions(args: string[]): Options | undefined {
@@ -85,6 +90,7 @@ function parseOptions(args: string[]): Options | undefined {
       only: { type: "string", default: "" },
       json: { type: "string", default: ".bench/results.json" },
       "v8-flags": { type: "string" },
+      against: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -102,7 +108,33 @@ function parseOptions(args: string[]): Options | undefined {
     only: values.only.split(",").map((s) => s.trim()).filter((s) => s.length > 0),
     json: absolute(values.json),
     v8Flags: values["v8-flags"],
+    against: values.against,
   };
+}
+
+/**
+ * Our source as of git revision `rev`, extracted (once) under .bench/against/<sha>, to run
+ * next to the working tree.
+ */
+async function checkoutOf(rev: string): Promise<{ dir: string; label: string }> {
+  const git = (...args: string[]) => commandText("git", ["-C", ROOT, ...args]);
+  const sha = (await git("rev-parse", "--short", "--verify", `${rev}^{commit}`))?.trim();
+  if (!sha) throw new Error(`--against: "${rev}" is not a git revision of ${ROOT}`);
+  const dir = `${ROOT}.bench/against/${sha}`;
+  const ready = await Deno.stat(`${dir}/main.ts`).then(() => true, () => false);
+  if (!ready) {
+    await Deno.mkdir(dir, { recursive: true });
+    const archive = new Deno.Command("git", {
+      args: ["-C", ROOT, "archive", "--format=tar", sha],
+      stdout: "piped",
+    }).spawn();
+    const tar = new Deno.Command("tar", { args: ["-x", "-C", dir], stdin: "piped" }).spawn();
+    await archive.stdout.pipeTo(tar.stdin);
+    const [a, t] = await Promise.all([archive.status, tar.status]);
+    if (!a.success || !t.success) throw new Error(`--against: could not extract ${sha} to ${dir}`);
+  }
+  progress(`--against ${rev}: ${sha} in ${dir}`);
+  return { dir, label: sha };
 }
 
 /** Runs each program once untimed, so that no cold start pays for filling caches. */
@@ -134,9 +166,16 @@ async function main(args: string[]): Promise<number> {
   const started = performance.now();
   const counts = options.quick ? QUICK : FULL;
   const machine = await describeMachine();
-  // With --v8-flags, each of our targets runs next to the same target under the flags.
-  const flagged = options.v8Flags ? ourTargets(options.v8Flags) : [];
-  let targets = ourTargets().flatMap((t) => [t, ...flagged.filter((f) => f.id === `${t.id}+v8`)]);
+  // With --v8-flags or --against, each of our targets runs next to the same target so varied.
+  const variants: Variant[] = [];
+  if (options.v8Flags) variants.push({ v8Flags: options.v8Flags });
+  if (options.against) variants.push({ checkout: await checkoutOf(options.against) });
+  const suffixes = variants.map((v) => v.v8Flags ? "+v8" : `@${v.checkout!.label}`);
+  const varied = new Map(variants.flatMap((variant) => ourTargets(variant)).map((t) => [t.id, t]));
+  let targets = ourTargets().flatMap((t) => [
+    t,
+    ...suffixes.flatMap((suffix) => varied.get(t.id + suffix) ?? []),
+  ]);
   const skippedPeers: Report["skippedPeers"] = [];
   if (options.peers) {
     await Deno.mkdir(options.peersDir, { recursive: true });

@@ -203,20 +203,34 @@ export function startStdio(command: string[], env?: Record<string, string>): Run
 }
 
 /** Our CLI under the build's permission flags (and V8 flags, when a run is about them). */
-function ourCli(v8Flags?: string): string[] {
-  const v8 = v8Flags ? [`--v8-flags=${v8Flags}`] : [];
-  return [Deno.execPath(), "run", "--quiet", ...v8, ...runFlags(), MAIN];
+/** How a second copy of our proxy runs next to the first, in every round. */
+export interface Variant {
+  /** V8 flags for it (ids end in `+v8`). */
+  v8Flags?: string;
+  /** Another checkout to run it from, with its own deno.json (ids end in `@<label>`). */
+  checkout?: { dir: string; label: string };
+}
+
+function ourCli(variant: Variant = {}): string[] {
+  const v8 = variant.v8Flags ? [`--v8-flags=${variant.v8Flags}`] : [];
+  const dir = variant.checkout?.dir;
+  const main = dir ? [`--config=${dir}/deno.json`, `${dir}/main.ts`] : [MAIN];
+  return [Deno.execPath(), "run", "--quiet", ...v8, ...runFlags(), ...main];
 }
 const OUR_READY = /Streamable HTTP: (http:\/\/\S+)\/mcp/;
 const OUR_NAME = "mcp-proxy (ours)";
 
 /**
- * The native server and our proxy in every mode. With `v8Flags`, our proxy under those flags only:
- * ids end in `+v8`, so a run can measure both side by side.
+ * The native server and our proxy in every mode. With a variant, our proxy so run only, with ids
+ * ending in `+v8` or `@<label>`, so that a run can measure both side by side.
  */
-export function ourTargets(v8Flags?: string): Target[] {
-  const OUR_CLI = ourCli(v8Flags);
-  const OURS = v8Flags ? `mcp-proxy (ours, V8 ${v8Flags})` : OUR_NAME;
+export function ourTargets(variant?: Variant): Target[] {
+  const OUR_CLI = ourCli(variant);
+  const OURS = variant?.v8Flags
+    ? `mcp-proxy (ours, V8 ${variant.v8Flags})`
+    : variant?.checkout
+    ? `mcp-proxy (ours at ${variant.checkout.label})`
+    : OUR_NAME;
   const serve = (path: "mcp" | "sse", flag?: "--stateless" | "--prewarm"): Target => ({
     id: `ours/serve-${path}${flag ? `-${flag.slice(2)}` : ""}`,
     implementation: OURS,
@@ -293,8 +307,9 @@ export function ourTargets(v8Flags?: string): Target[] {
       start: (remote) => Promise.resolve(startStdio([...OUR_CLI, "connect", remote!])),
     },
   ];
-  if (!v8Flags) return targets;
-  return targets.filter((t) => t.id.startsWith("ours/")).map((t) => ({ ...t, id: `${t.id}+v8` }));
+  if (!variant) return targets;
+  const suffix = variant.v8Flags ? "+v8" : `@${variant.checkout!.label}`;
+  return targets.filter((t) => t.id.startsWith("ours/")).map((t) => ({ ...t, id: t.id + suffix }));
 }
 
 /** The native bench server over Streamable HTTP: the baseline, and the remote upstream. */

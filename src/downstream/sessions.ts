@@ -27,6 +27,8 @@ export class SessionRegistry {
   readonly maxSessions: number;
   /** Sessions being opened (their initialize in flight): they count against the limit. */
   #opening = 0;
+  /** After closeAll (shutdown): a session that finishes opening now is closed at once. */
+  #closed = false;
 
   /** `timeoutMs` 0 disables idle reaping; `maxSessions` 0 sets no limit. */
   constructor(timeoutMs: number, maxSessions = 0) {
@@ -59,7 +61,12 @@ export class SessionRegistry {
     };
   }
 
+  /** Adds an opened session; during shutdown it is closed instead (no child outlives us). */
   add(session: Session): void {
+    if (this.#closed) {
+      session.close("the server is shutting down").catch(() => {});
+      return;
+    }
     this.#entries.set(session.id, { session, lastActivity: performance.now() });
   }
 
@@ -97,6 +104,7 @@ export class SessionRegistry {
 
   /** Closes every session and stops the reaper. */
   async closeAll(reason: string): Promise<void> {
+    this.#closed = true;
     clearInterval(this.#timer);
     const sessions = [...this.#entries.values()].map(({ session }) => session);
     this.#entries.clear();

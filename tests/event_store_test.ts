@@ -61,5 +61,12 @@ Deno.test("event store: a resume from before dropped events is refused, not repl
   assert.ok(store.knows(ids[4]!), "everything after event 5 is held");
   assert.deepEqual(await replay(store, ids[4]!), [6, 7, 8, 9, 10]);
   for (let n = 11; n <= 20; n++) await store.storeEvent("t", note(n));
-  assert.ok(!store.knows(ids[9]!), "a stream whose events are all gone is unknown");
+  // A quiet stream whose events other streams pushed out: a client that saw its last event
+  // resumes with nothing to replay; one that missed some is refused.
+  assert.ok(store.knows(ids[9]!), "nothing after event 10 was ever sent on s");
+  assert.deepEqual(await replay(store, ids[9]!), []);
+  assert.ok(!store.knows(ids[8]!), "event 10 is gone");
+  // Tombstones are bounded too (maxEvents of them): long-gone streams are forgotten.
+  for (let n = 21; n <= 40; n++) await store.storeEvent(`u${n}`, note(n));
+  assert.ok(!store.knows(ids[9]!), "forgotten after 5 more streams ended");
 });

@@ -31,8 +31,13 @@ export class BoundedEventStore implements EventStore {
   #bytes = 0;
   #seq = 0;
   #limits: EventStoreLimits;
-  /** Per stream still held: how many of its events, and the newest of them dropped so far. */
+  /**
+   * Per stream: how many of its events are held, and the newest of them dropped so far. A stream
+   * whose events are all dropped stays (a tombstone: a client that saw its last event may still
+   * resume it, with nothing to replay), up to maxEvents tombstones, the oldest forgotten first.
+   */
   #streams = new Map<string, { held: number; dropped: number }>();
+  #tombstones: string[] = [];
 
   constructor(limits: EventStoreLimits = DEFAULT_EVENT_LIMITS) {
     this.#limits = limits;
@@ -83,8 +88,13 @@ export class BoundedEventStore implements EventStore {
   #drop(event: StoredEvent): void {
     this.#bytes -= event.size;
     const stream = this.#streams.get(event.streamId)!;
-    if (--stream.held === 0) this.#streams.delete(event.streamId);
-    else stream.dropped = event.seq;
+    stream.dropped = event.seq;
+    if (--stream.held > 0) return;
+    this.#tombstones.push(event.streamId);
+    while (this.#tombstones.length > this.#limits.maxEvents) {
+      const oldest = this.#tombstones.shift()!;
+      if (this.#streams.get(oldest)?.held === 0) this.#streams.delete(oldest);
+    }
   }
 
   async replayEventsAfter(

@@ -229,6 +229,18 @@ Deno.test("gateway: every route of two stdio servers, a remote one and a disable
     await merged.setLoggingLevel("error");
     await merged.callTool({ name: "remote__test_tool_with_logging", arguments: {} });
     assert.equal(logs.length, 3);
+    // Another merged session asks for info: it gets the member's info messages; this session,
+    // at error, still gets none of them (the member is shared, the level is per session).
+    await using other = await connectHttp(gateway.mcpUrl);
+    const otherLogs: string[] = [];
+    other.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+      otherLogs.push(`${n.params.level} ${n.params.data}`);
+    });
+    await other.setLoggingLevel("info");
+    await other.callTool({ name: "remote__test_tool_with_logging", arguments: {} });
+    await waitFor(() => Promise.resolve(otherLogs.length >= 3));
+    await merged.ping();
+    assert.equal(logs.length, 3, logs.join("\n"));
 
     const updates: string[] = [];
     merged.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {

@@ -27,6 +27,18 @@ import {
 import type { UpstreamTransport } from "../upstream/child.ts";
 import type { LogParams, Member } from "./member.ts";
 
+/** MCP's log levels (RFC 5424), least severe first. */
+const LEVELS = [
+  "debug",
+  "info",
+  "notice",
+  "warning",
+  "error",
+  "critical",
+  "alert",
+  "emergency",
+] as const;
+
 export interface MergedOptions {
   name: string;
   version: string;
@@ -49,6 +61,8 @@ export class MergedServer {
   #members: () => Member[];
   #options: MergedOptions;
   #sessions = new Set<Server>();
+  /** The level each merged session asked for (logging/setLevel), as an index into LEVELS. */
+  #levels = new WeakMap<Server, number>();
 
   constructor(members: () => Member[], options: MergedOptions) {
     this.#members = members;
@@ -75,12 +89,13 @@ export class MergedServer {
     }
   }
 
+  /** A member's log message, to each session that asked for its level (or set none). */
   log(member: Member, params: LogParams): void {
     const logger = params.logger ? `${member.name}/${params.logger}` : member.name;
+    const rank = LEVELS.indexOf(params.level);
     for (const server of this.#sessions) {
-      if (server.getClientCapabilities()) {
-        void server.sendLoggingMessage({ ...params, logger }).catch(() => {});
-      }
+      if (!server.getClientCapabilities() || rank < (this.#levels.get(server) ?? 0)) continue;
+      void server.sendLoggingMessage({ ...params, logger }).catch(() => {});
     }
   }
 
@@ -194,9 +209,16 @@ export class MergedServer {
       );
     });
     server.setRequestHandler(SetLevelRequestSchema, async (request) => {
+      // Members are shared: they log at the most detailed level any session asked for, and each
+      // session gets only what its own level lets through.
+      this.#levels.set(server, LEVELS.indexOf(request.params.level));
+      let wanted = LEVELS.length - 1;
+      for (const session of this.#sessions) {
+        wanted = Math.min(wanted, this.#levels.get(session) ?? wanted);
+      }
       await Promise.allSettled(
         this.#ready().filter((m) => m.capabilities?.logging).map((m) =>
-          m.client!.setLoggingLevel(request.params.level)
+          m.client!.setLoggingLevel(LEVELS[wanted]!)
         ),
       );
       return {};

@@ -15,7 +15,7 @@ import {
   type RequestId,
   UPSTREAM_ERROR,
 } from "./jsonrpc.ts";
-import { log } from "./log.ts";
+import { log, redact } from "./log.ts";
 import type { UpstreamTransport } from "./upstream/child.ts";
 
 export interface BridgeOptions {
@@ -331,9 +331,10 @@ export class Bridge {
     this.#checkIdle();
   }
 
+  /** Answers a request with an error (its text redacted like a log line: it may quote a server). */
   #answer(id: RequestId, reason: string): void {
     this.#forget(id);
-    this.#deliver(errorResponse(id, UPSTREAM_ERROR, reason), { relatedRequestId: id })
+    this.#deliver(errorResponse(id, UPSTREAM_ERROR, redact(reason)), { relatedRequestId: id })
       .catch((error) => log.debug(`could not deliver an error response: ${formatError(error)}`));
   }
 
@@ -344,6 +345,7 @@ export class Bridge {
   async #failPending(reason: string): Promise<void> {
     const ids = [...this.#pending.keys()];
     for (const id of ids) this.#forget(id);
+    reason = redact(reason);
     await Promise.all(
       ids.map((id) =>
         this.#deliver(errorResponse(id, UPSTREAM_ERROR, reason), { relatedRequestId: id })

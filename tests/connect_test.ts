@@ -838,6 +838,53 @@ Deno.test("connect: a large answer reaches stdout as the server wrote it; a mult
   assert.deepEqual(JSON.parse(stdout[2]!), JSON.parse(line(3)), "one stdout line, same message");
 });
 
+Deno.test("connect: a server's broken answers are clear errors, with credentials redacted", async () => {
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (req) => {
+      if (req.method === "GET") return new Response(null, { status: 405 });
+      if (req.method === "DELETE") return new Response(null, { status: 200 });
+      const message = await req.json();
+      if (message.id === undefined) return new Response(null, { status: 202 });
+      if (message.method === "initialize") return initializeAnswer(message, "s1");
+      const headers = { "content-type": "application/json", "mcp-session-id": "s1" };
+      if (message.id === 2) return new Response("{not json", { headers });
+      if (message.id === 3) {
+        return new Response("upstream said: Authorization: Bearer sekrit-token-123", {
+          status: 500,
+        });
+      }
+      return Response.json({ jsonrpc: "2.0", id: message.id, result: { content: [] } }, {
+        headers,
+      });
+    },
+  );
+  const call = (id: number) => ({
+    jsonrpc: "2.0",
+    id,
+    method: "tools/call",
+    params: { name: "x", arguments: {} },
+  });
+  const { code, stdout, stderr } = await rawConnect(
+    [`http://127.0.0.1:${server.addr.port}/mcp`],
+    [
+      INITIALIZE,
+      { jsonrpc: "2.0", method: "notifications/initialized" },
+      call(2),
+      call(3),
+      call(4),
+    ],
+  );
+  assert.equal(code, 0);
+  const answers = new Map(stdout.map((line) => JSON.parse(line)).map((m) => [m.id, m]));
+  assert.match(answers.get(2).error.message, /^the server's JSON answer is not valid JSON \(/);
+  assert.match(answers.get(3).error.message, /answered 500 .*Bearer \[redacted\]/);
+  assert.ok(!stdout.join("\n").includes("sekrit-token-123"), "no credential on the wire");
+  assert.ok(!stderr.join("\n").includes("sekrit-token-123"), "nor in the log");
+  assert.deepEqual(answers.get(4).result, { content: [] }, "the session goes on");
+  assert.ok(!stderr.some((line) => /SyntaxError|TypeError|^\s+at /.test(line)), stderr.join("\n"));
+});
+
 Deno.test("connect: a request's event stream is let go once answered, or once cancelled", async () => {
   // A server that never ends a request's stream by itself (the spec says it SHOULD, after the
   // answer): the proxy must not hold one connection per request for the rest of the session.

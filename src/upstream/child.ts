@@ -53,6 +53,8 @@ export class ChildTransport implements UpstreamTransport {
   #exited?: Promise<void>;
   #closing = false;
   #stdoutClosed = false;
+  /** Its process has exited (set at once; closeReason follows once its output is read). */
+  #hasExited = false;
   #label = "child";
 
   constructor(options: ChildOptions) {
@@ -62,6 +64,15 @@ export class ChildTransport implements UpstreamTransport {
   /** The child's process id once started. */
   get pid(): number | undefined {
     return this.#process?.pid;
+  }
+
+  /**
+   * Started and still running: not exited (even if its exit is not reported yet, while what it
+   * wrote is read), not closing, its stdout open.
+   */
+  get running(): boolean {
+    return this.#process !== undefined && !this.#hasExited && !this.#closing &&
+      !this.#stdoutClosed && this.closeReason === undefined;
   }
 
   /** Spawns the child; again (e.g. a spare started ahead, then taken by a bridge) does nothing. */
@@ -93,18 +104,17 @@ export class ChildTransport implements UpstreamTransport {
     log.debug(`started "${command}" as pid ${child.pid}`);
     const stdout = pumpLines(child.stdout, (line) => this.#onLine(line)).catch(() => {});
     pumpLines(child.stderr, (line) => log.child(this.#label, line)).catch(() => {});
-    let exited = false;
     // A server that closes its stdout but lives on can answer nothing more: it is ended, and
     // requests waiting on it get that as the reason (not a hang).
     void stdout.then(async () => {
       await Promise.race([child.status, delay(STDOUT_GRACE_MS)]);
-      if (exited || this.#closing) return;
+      if (this.#hasExited || this.#closing) return;
       this.#stdoutClosed = true;
       log.warn(`MCP server ${this.#label} closed its stdout but is still running; ending it`);
       await this.close();
     });
     this.#exited = child.status.then(async (status) => {
-      exited = true;
+      this.#hasExited = true;
       live.delete(child);
       if (!this.#closing) {
         // It exited on its own: whatever it started goes too (no orphaned grandchildren).

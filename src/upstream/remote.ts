@@ -331,7 +331,7 @@ export class RemoteTransport implements UpstreamTransport {
       }
       this.#forgetRequest(message.id);
       if (message.id === this.#initialize?.id && "result" in message) {
-        const version = (message.result as { protocolVersion?: unknown }).protocolVersion;
+        const version = (message.result as { protocolVersion?: unknown } | null)?.protocolVersion;
         if (typeof version === "string") client.setProtocolVersion?.(version);
       }
     } else if (isRequest(message)) {
@@ -464,7 +464,7 @@ export class RemoteTransport implements UpstreamTransport {
         `the server refused initialize: ${JSON.stringify(response)}`,
       );
     }
-    const version = (response.result as { protocolVersion?: unknown }).protocolVersion;
+    const version = (response.result as { protocolVersion?: unknown } | null)?.protocolVersion;
     if (typeof version === "string") client.setProtocolVersion?.(version);
     await client.send({ jsonrpc: "2.0", method: "notifications/initialized" });
     if (this.#logLevel) await this.#ask(client, "logging/setLevel", this.#logLevel);

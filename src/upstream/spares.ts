@@ -36,7 +36,7 @@ export class SparePool {
       this.#spares.delete(spare);
       spare.onclose = undefined;
       this.#fill();
-      if (spare.closeReason === undefined) {
+      if (spare.running) {
         this.#failures = 0;
         return spare;
       }

@@ -111,7 +111,13 @@ export class StreamableHttpClient {
     }
     if (type === "application/json") {
       const text = await response.text();
-      const body: unknown = JSON.parse(text);
+      let body: unknown;
+      try {
+        body = JSON.parse(text);
+      } catch (error) {
+        const why = error instanceof Error ? error.message : String(error);
+        throw new StreamableHttpError(-1, `the server's JSON answer is not valid JSON (${why})`);
+      }
       if (typeof body === "object" && body !== null && !Array.isArray(body)) keepText(body, text);
       return this.#json(body, message.id);
     }

@@ -155,6 +155,8 @@ export class Bridge {
 
   /** Wires both sides and starts them, upstream first (a child must exist before it is written). */
   async start(): Promise<void> {
+    // Closed before it started (a session opened during shutdown): nothing may be spawned.
+    if (this.#closed) return;
     this.upstream.onmessage = (message) => this.#fromUpstream(message);
     this.upstream.onerror = (error) => log.debug(`upstream: ${formatError(error)}`);
     this.upstream.onclose = () => void this.#upstreamClosed();
@@ -333,6 +335,8 @@ export class Bridge {
 
   /** Answers a request with an error (its text redacted like a log line: it may quote a server). */
   #answer(id: RequestId, reason: string): void {
+    // Answered or cancelled meanwhile: the client has had its one answer.
+    if (!this.#pending.has(id)) return;
     this.#forget(id);
     this.#deliver(errorResponse(id, UPSTREAM_ERROR, redact(reason)), { relatedRequestId: id })
       .catch((error) => log.debug(`could not deliver an error response: ${formatError(error)}`));

@@ -804,6 +804,51 @@ Deno.test("connect: a call in flight when the session is renewed is answered onc
   assert.deepEqual(calls, ["tools/call on s1", "tools/call on s2"]);
 });
 
+Deno.test("connect: a call accepted with 202 by a session being retired is answered at once", async () => {
+  // Like the test above, but the old session answers the call's POST with 202 (its answer would
+  // come on the GET stream, which the renewal has let go): the call must fail now, not hang.
+  let gone = false;
+  let sessions = 0;
+  let renewed!: () => void;
+  const secondSession = new Promise<void>((resolve) => (renewed = resolve));
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (req) => {
+      const session = req.headers.get("mcp-session-id");
+      const sse = { "content-type": "text/event-stream" };
+      if (req.method === "GET") {
+        if (session !== "s1") return new Response(new ReadableStream(), { headers: sse });
+        return gone
+          ? new Response("session gone", { status: 404 })
+          : new Response("retry: 10\n\n", { headers: sse });
+      }
+      if (req.method === "DELETE") return new Response(null, { status: 200 });
+      const message = await req.json();
+      if (message.id === undefined) return new Response(null, { status: 202 });
+      if (message.method === "initialize") {
+        if (++sessions === 2) renewed();
+        return initializeAnswer(message, `s${sessions}`);
+      }
+      gone = true;
+      await secondSession;
+      return new Response(null, { status: 202 });
+    },
+  );
+  await using client = await connectStdio([
+    `http://127.0.0.1:${server.addr.port}/mcp`,
+    "--timeout",
+    "30s",
+  ]);
+  const began = Date.now();
+  const error = await client.callTool({ name: "transfer", arguments: {} }).then(
+    () => assert.fail("its answer can never come"),
+    (e: Error & { code?: number }) => e,
+  );
+  assert.ok(Date.now() - began < 10_000, "answered now, not at --timeout");
+  assert.equal(error.code, -32000);
+  assert.match(error.message, /the session ended before its answer came; retry the request/);
+});
+
 Deno.test("connect: a large answer reaches stdout as the server wrote it; a multi-line one as one line", async () => {
   const pad = "x".repeat(20_000);
   const line = (id: number) =>

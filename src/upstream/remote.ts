@@ -9,6 +9,7 @@
 import { formatError, ProxyError } from "../errors.ts";
 import {
   errorResponse,
+  isNotification,
   isRequest,
   isResponse,
   type JSONRPCMessage,
@@ -116,6 +117,10 @@ export class RemoteTransport implements UpstreamTransport {
     if (isResponse(message) && message.id !== undefined) {
       const carrier = this.#serverRequests.get(message.id);
       this.#serverRequests.delete(message.id);
+      if (carrier instanceof StreamableHttpClient && this.#retired.has(carrier)) {
+        // Asked on a retired session for a request it still carries: answered there.
+        return await carrier.send(message);
+      }
       if (carrier && carrier !== this.#client) {
         // Asked on a session that has since been replaced: the new one never asked it.
         return log.debug(`dropped an answer to ${String(message.id)} from an ended session`);
@@ -156,32 +161,39 @@ export class RemoteTransport implements UpstreamTransport {
     try {
       await this.#sendVia(client, message);
     } catch (error) {
+      if (error === SETTLED) return;
       // A 404 (the server forgot the session) means the server did not take the message: it is
       // sent again on a new session. So is a notification whose session was replaced meanwhile.
-      // Any other failure of a request is the client's to see: it may have run.
-      const replaced = this.#client !== client && !this.#closed;
-      if (!this.#expired(client, error) && !(replaced && !isRequest(message))) {
-        throw this.#failure(error);
-      }
+      // Any other failure of a request is the client's to see: it may have run. An answer to
+      // the old session's request is dropped: the new session never asked it.
+      const replaced = this.#client !== client;
+      const again = this.#expired(client, error) || (replaced && isNotification(message));
+      if (!again || this.#closed) throw this.#failure(error);
       if (this.#client === client) {
         void this.#renew(client, "the server no longer knows the session");
       }
+      if (isResponse(message)) return log.debug("dropped an answer to an ended session's request");
       await this.#ready;
       // The new session was initialized by the proxy itself; the client's own initialized is moot.
       if ("method" in message && message.method === "notifications/initialized") return;
-      await this.#sendVia(this.#current(), message);
+      await this.#sendVia(this.#current(), message).catch((failure) => {
+        if (failure !== SETTLED) throw failure;
+      });
     }
   }
 
-  /** One POST; a request is in flight on `client` from now until it is answered or fails. */
+  /**
+   * One POST; a request is in flight on `client` from now until it is answered or fails. A
+   * request answered or cancelled while its POST was out fails with SETTLED: nothing more to say.
+   */
   async #sendVia(client: Client, message: JSONRPCMessage): Promise<void> {
     if (isRequest(message)) this.#inflight.set(message.id, client);
     try {
       await client.send(message);
     } catch (error) {
-      if (isRequest(message) && this.#inflight.get(message.id) === client) {
-        this.#forgetRequest(message.id);
-      }
+      if (!isRequest(message)) throw error;
+      if (this.#inflight.get(message.id) !== client) throw SETTLED;
+      this.#forgetRequest(message.id);
       throw error;
     }
     if (isRequest(message) && this.#inflight.get(message.id) === client) {
@@ -317,10 +329,15 @@ export class RemoteTransport implements UpstreamTransport {
 
   #fromRemote(client: Client, message: JSONRPCMessage): void {
     if (client !== this.#client && client !== this.#probing) {
-      // A retired session still answers the requests it carried; nothing else of it is wanted.
-      const id = isResponse(message) ? message.id : undefined;
-      if (id === undefined || this.#inflight.get(id) !== client) return;
-      this.#forgetRequest(id);
+      // A retired session (its GET stream gone) speaks only on the streams of the requests it
+      // still carries: their answers, progress and questions to the client pass; nothing else.
+      if (!(client instanceof StreamableHttpClient) || !this.#retired.has(client)) return;
+      if (isResponse(message)) {
+        if (message.id === undefined || this.#inflight.get(message.id) !== client) return;
+        this.#forgetRequest(message.id);
+      } else if (isRequest(message)) {
+        this.#serverRequests.set(message.id, client);
+      }
       return this.onmessage?.(message);
     }
     if (isResponse(message) && message.id !== undefined) {
@@ -369,6 +386,7 @@ export class RemoteTransport implements UpstreamTransport {
    * renewal. `failed` undefined: there is no session (a renewal failed before); try again.
    */
   #renew(failed: Client | undefined, why: string): Promise<void> {
+    if (this.#closed) return Promise.resolve();
     const busy = failed ? this.#client !== failed : this.#ready !== undefined;
     if (busy || !this.#initialize || !this.#kind) return this.#ready ?? Promise.resolve();
     log.info(`${why}; starting a new one`);
@@ -501,6 +519,9 @@ export class RemoteTransport implements UpstreamTransport {
     return response;
   };
 }
+
+/** Thrown by #sendVia for a request answered or cancelled while its POST was out. */
+const SETTLED = Symbol("settled");
 
 /** The request a `notifications/cancelled` names, if `message` is one. */
 function cancelledId(message: JSONRPCMessage): RequestId | undefined {

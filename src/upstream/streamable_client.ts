@@ -101,8 +101,11 @@ export class StreamableHttpClient {
       return;
     }
     if (response.status === 202) {
-      // Not what the specification asks for, but some servers answer on the GET stream instead.
-      return void await response.body?.cancel().catch(() => {});
+      // Not what the specification asks for, but some servers answer on the GET stream instead;
+      // a retired client has none left, so that answer can never arrive.
+      await response.body?.cancel().catch(() => {});
+      if (this.#retired) this.#lost(message.id, "the session ended before its answer came", false);
+      return;
     }
     const type = mediaType(response.headers.get("content-type"));
     if (type === "text/event-stream") {
@@ -322,7 +325,14 @@ export class StreamableHttpClient {
       else log.warn(`${why}; the server's own messages will not arrive`);
       return;
     }
-    const delay = this.#retryMs ?? Math.min(initialDelayMs * growFactor ** attempt, maxDelayMs);
+    const backoff = Math.min(initialDelayMs * growFactor ** attempt, maxDelayMs);
+    // The server's `retry` is honored, but the session's own stream, reopened for as long as the
+    // session lasts, still backs off while it keeps ending with nothing in it (even at retry: 0).
+    const delay = this.#retryMs === undefined
+      ? backoff
+      : request === undefined && attempt > 0
+      ? Math.max(this.#retryMs, backoff)
+      : this.#retryMs;
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
       if (request === undefined ? this.#retired : !this.#streams.has(request)) return;

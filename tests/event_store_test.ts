@@ -70,3 +70,13 @@ Deno.test("event store: a resume from before dropped events is refused, not repl
   for (let n = 21; n <= 40; n++) await store.storeEvent(`u${n}`, note(n));
   assert.ok(!store.knows(ids[9]!), "forgotten after 5 more streams ended");
 });
+
+Deno.test("event store: a stream seen again after its tombstone went refuses resumes from before", async () => {
+  const store = new BoundedEventStore({ maxEvents: 2, maxBytes: 1 << 20 });
+  const old = await store.storeEvent("_GET_stream", note(1));
+  for (let n = 2; n <= 8; n++) await store.storeEvent(`r${n}`, note(n));
+  // The GET stream's id is reused for the session's life: its next event starts it anew.
+  const next = await store.storeEvent("_GET_stream", note(9));
+  assert.ok(!store.knows(old), "events 2-8 of other streams say nothing of what it missed");
+  assert.ok(store.knows(next));
+});

@@ -59,7 +59,8 @@ export class BoundedEventStore implements EventStore {
     this.#bytes += size;
     const stream = this.#streams.get(streamId);
     if (stream) stream.held++;
-    else this.#streams.set(streamId, { held: 1, dropped: 0 });
+    // A stream seen anew (or again, its tombstone forgotten): nothing before this event is held.
+    else this.#streams.set(streamId, { held: 1, dropped: seq - 1 });
     while (
       this.size > 1 &&
       (this.size > this.#limits.maxEvents || this.#bytes > this.#limits.maxBytes)

@@ -113,9 +113,9 @@ const KEEP_MIN = 16 * 1024;
 
 /** Keeps `text` as the wire form of `message`, parsed from it, when worth it and safe. */
 export function keepText(message: object, text: string): void {
-  if (text.length >= KEEP_MIN && !text.includes("\n") && !text.includes("\r")) {
-    TEXTS.set(message, text);
-  }
+  if (text.length < KEEP_MIN) return;
+  const trimmed = text.trim(); // a body ending in a newline is common
+  if (!trimmed.includes("\n") && !trimmed.includes("\r")) TEXTS.set(message, trimmed);
 }
 
 /** The JSON text of `message`: the text it arrived as, if kept, else JSON.stringify. */

@@ -3,7 +3,7 @@
 
 import { Bridge, type BridgeOptions } from "../bridge.ts";
 import { formatError } from "../errors.ts";
-import { log } from "../log.ts";
+import { log, redact } from "../log.ts";
 import { isRequest, type JSONRPCMessage, SESSION_NOT_FOUND, UPSTREAM_ERROR } from "../jsonrpc.ts";
 import type { UpstreamTransport } from "../upstream/child.ts";
 import { type SharedState, SharedUpstream } from "../upstream/shared.ts";
@@ -238,7 +238,7 @@ export class McpEndpoint {
       void transport.send({
         jsonrpc: "2.0",
         method: "notifications/message",
-        params: { level: "error", logger: "mcp-proxy", data: formatError(error) },
+        params: { level: "error", logger: "mcp-proxy", data: redact(formatError(error)) },
       }).finally(() => bridge.close());
     });
     log.debug(`SSE session ${id} opened on ${this.prefix}/sse`);
@@ -283,7 +283,8 @@ async function startBridge(
     const reason = formatError(error);
     log.error(reason);
     await bridge.close();
-    return Response.json({ jsonrpc: "2.0", id, error: { code: UPSTREAM_ERROR, message: reason } }, {
+    const message = redact(reason);
+    return Response.json({ jsonrpc: "2.0", id, error: { code: UPSTREAM_ERROR, message } }, {
       status: 502,
     });
   }

@@ -3,6 +3,7 @@
 // (mcp-proxy://<server>/<original>), calls routed to the right member, list changes propagated.
 
 import type { NameFilter } from "../filter.ts";
+import { redact } from "../log.ts";
 import {
   CallToolRequestSchema,
   CallToolResultSchema,
@@ -73,7 +74,11 @@ export class MergedServer {
   open(): UpstreamTransport {
     const server = this.#server();
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-    server.onclose = () => this.#sessions.delete(server);
+    server.onclose = () => {
+      this.#sessions.delete(server);
+      // The session that wanted the most detail may be gone: members need say no more.
+      if (this.#levels.has(server)) void this.#applyLevel();
+    };
     this.#sessions.add(server);
     void server.connect(serverSide);
     return clientSide;
@@ -212,18 +217,25 @@ export class MergedServer {
       // Members are shared: they log at the most detailed level any session asked for, and each
       // session gets only what its own level lets through.
       this.#levels.set(server, LEVELS.indexOf(request.params.level));
-      let wanted = LEVELS.length - 1;
-      for (const session of this.#sessions) {
-        wanted = Math.min(wanted, this.#levels.get(session) ?? wanted);
-      }
-      await Promise.allSettled(
-        this.#ready().filter((m) => m.capabilities?.logging).map((m) =>
-          m.client!.setLoggingLevel(LEVELS[wanted]!)
-        ),
-      );
+      await this.#applyLevel();
       return {};
     });
     return server;
+  }
+
+  /** Members log at the most detailed level a live session asked for (if any asked). */
+  async #applyLevel(): Promise<void> {
+    let wanted: number | undefined;
+    for (const session of this.#sessions) {
+      const level = this.#levels.get(session);
+      if (level !== undefined) wanted = Math.min(wanted ?? level, level);
+    }
+    if (wanted === undefined) return;
+    await Promise.allSettled(
+      this.#ready().filter((m) => m.capabilities?.logging).map((m) =>
+        m.client!.setLoggingLevel(LEVELS[wanted]!)
+      ),
+    );
   }
 
   #ready(): Member[] {
@@ -328,7 +340,7 @@ export class MergedServer {
 }
 
 function unavailable(member: Member): Error {
-  const why = member.reason ? `: ${member.reason}` : "";
+  const why = member.reason ? `: ${redact(member.reason)}` : "";
   return wireError(ErrorCode.InternalError, `server "${member.name}" is not available${why}`);
 }
 

@@ -55,6 +55,8 @@ export class ChildTransport implements UpstreamTransport {
   #stdoutClosed = false;
   /** Its process has exited (set at once; closeReason follows once its output is read). */
   #hasExited = false;
+  /** Its stdout ended (it can answer nothing more, even if it is still running). */
+  #stdoutEnded = false;
   #label = "child";
 
   constructor(options: ChildOptions) {
@@ -72,7 +74,7 @@ export class ChildTransport implements UpstreamTransport {
    */
   get running(): boolean {
     return this.#process !== undefined && !this.#hasExited && !this.#closing &&
-      !this.#stdoutClosed && this.closeReason === undefined;
+      !this.#stdoutEnded && this.closeReason === undefined;
   }
 
   /** Spawns the child; again (e.g. a spare started ahead, then taken by a bridge) does nothing. */
@@ -107,6 +109,7 @@ export class ChildTransport implements UpstreamTransport {
     // A server that closes its stdout but lives on can answer nothing more: it is ended, and
     // requests waiting on it get that as the reason (not a hang).
     void stdout.then(async () => {
+      this.#stdoutEnded = true;
       await Promise.race([child.status, delay(STDOUT_GRACE_MS)]);
       if (this.#hasExited || this.#closing) return;
       this.#stdoutClosed = true;

@@ -116,25 +116,33 @@ function parseOptions(args: string[]): Options | undefined {
  * Our source as of git revision `rev`, extracted (once) under .bench/against/<sha>, to run
  * next to the working tree.
  */
-async function checkoutOf(rev: string): Promise<{ dir: string; label: string }> {
+async function checkoutOf(
+  rev: string,
+): Promise<{ dir: string; label: string; runFlags: string[] }> {
   const git = (...args: string[]) => commandText("git", ["-C", ROOT, ...args]);
   const sha = (await git("rev-parse", "--short", "--verify", `${rev}^{commit}`))?.trim();
   if (!sha) throw new Error(`--against: "${rev}" is not a git revision of ${ROOT}`);
   const dir = `${ROOT}.bench/against/${sha}`;
   const ready = await Deno.stat(`${dir}/main.ts`).then(() => true, () => false);
   if (!ready) {
-    await Deno.mkdir(dir, { recursive: true });
+    // Extracted next to its place, then renamed: a failed extraction is never taken for one.
+    const partial = `${dir}.partial`;
+    await Deno.remove(partial, { recursive: true }).catch(() => {});
+    await Deno.mkdir(partial, { recursive: true });
     const archive = new Deno.Command("git", {
       args: ["-C", ROOT, "archive", "--format=tar", sha],
       stdout: "piped",
     }).spawn();
-    const tar = new Deno.Command("tar", { args: ["-x", "-C", dir], stdin: "piped" }).spawn();
+    const tar = new Deno.Command("tar", { args: ["-x", "-C", partial], stdin: "piped" }).spawn();
     await archive.stdout.pipeTo(tar.stdin);
     const [a, t] = await Promise.all([archive.status, tar.status]);
-    if (!a.success || !t.success) throw new Error(`--against: could not extract ${sha} to ${dir}`);
+    if (!a.success || !t.success) throw new Error(`--against: could not extract ${sha}`);
+    await Deno.rename(partial, dir);
   }
+  // The revision runs under its own flags (permissions, V8 flags), as its build would.
+  const permissions = await import(`file://${dir}/src/permissions.ts`);
   progress(`--against ${rev}: ${sha} in ${dir}`);
-  return { dir, label: sha };
+  return { dir, label: sha, runFlags: permissions.runFlags() };
 }
 
 /** Runs each program once untimed, so that no cold start pays for filling caches. */

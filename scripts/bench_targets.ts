@@ -207,15 +207,20 @@ export function startStdio(command: string[], env?: Record<string, string>): Run
 export interface Variant {
   /** V8 flags for it (ids end in `+v8`). */
   v8Flags?: string;
-  /** Another checkout to run it from, with its own deno.json (ids end in `@<label>`). */
-  checkout?: { dir: string; label: string };
+  /**
+   * Another checkout to run it from, with its own deno.json and its own runFlags() (ids end in
+   * `@<label>`).
+   */
+  checkout?: { dir: string; label: string; runFlags: string[] };
 }
 
 function ourCli(variant: Variant = {}): string[] {
   const v8 = variant.v8Flags ? [`--v8-flags=${variant.v8Flags}`] : [];
   const dir = variant.checkout?.dir;
   const main = dir ? [`--config=${dir}/deno.json`, `${dir}/main.ts`] : [MAIN];
-  return [Deno.execPath(), "run", "--quiet", ...v8, ...runFlags(), ...main];
+  // V8 applies --v8-flags in order: the variant's come last, so they win over runFlags()'s.
+  const flags = variant.checkout?.runFlags ?? runFlags();
+  return [Deno.execPath(), "run", "--quiet", ...flags, ...v8, ...main];
 }
 const OUR_READY = /Streamable HTTP: (http:\/\/\S+)\/mcp/;
 const OUR_NAME = "mcp-proxy (ours)";

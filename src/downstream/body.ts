@@ -29,7 +29,7 @@ export async function readJsonBody(req: Request, maxBytes: number): Promise<Body
   if (declared > maxBytes) return tooLarge(maxBytes, declared);
   let text: string | undefined;
   try {
-    text = await readLimited(req, maxBytes);
+    text = await readLimited(req, maxBytes, Number.isSafeInteger(declared) ? declared : undefined);
   } catch {
     // The client went away mid-upload: nobody is left to read a detailed answer.
     return fail(400, INVALID_REQUEST, "Bad Request: the request body could not be read");
@@ -51,21 +51,36 @@ export async function readJsonBody(req: Request, maxBytes: number): Promise<Body
   return { ok: true, value };
 }
 
-async function readLimited(req: Request, maxBytes: number): Promise<string | undefined> {
+/**
+ * The body as text, or undefined past `maxBytes`. With a declared length, chunks are copied into
+ * one buffer as they come (no list of chunks and a second buffer for a large body).
+ */
+async function readLimited(
+  req: Request,
+  maxBytes: number,
+  declared?: number,
+): Promise<string | undefined> {
   if (!req.body) return "";
   const chunks: Uint8Array[] = [];
   let total = 0;
+  const into = declared !== undefined && declared > 64 * 1024
+    ? new Uint8Array(declared)
+    : undefined;
   const reader = req.body.getReader();
   for (;;) {
     const { value, done } = await reader.read();
     if (done) break;
+    const offset = total;
     total += value.byteLength;
     if (total > maxBytes) {
       await reader.cancel().catch(() => {});
       return undefined;
     }
-    chunks.push(value);
+    if (into && total <= into.length) into.set(value, offset);
+    else chunks.push(value);
   }
+  if (into && chunks.length === 0) return new TextDecoder().decode(into.subarray(0, total));
+  if (into) chunks.unshift(into.subarray(0, total - chunks.reduce((n, c) => n + c.byteLength, 0)));
   if (chunks.length === 1) return new TextDecoder().decode(chunks[0]);
   const all = new Uint8Array(total);
   let offset = 0;

@@ -28,6 +28,9 @@ export interface ChildOptions {
 }
 
 const encoder = new TextEncoder();
+const NEWLINE = new Uint8Array([0x0a]);
+/** From this length on, a message and its newline are written separately (see send). */
+const SPLIT_WRITE_MIN = 64 * 1024;
 const isWindows = Deno.build.os === "windows";
 const live = new Set<Deno.ChildProcess>();
 
@@ -145,7 +148,14 @@ export class ChildTransport implements UpstreamTransport {
       throw new ProxyError("upstream", `MCP server ${this.closeReason ?? "is not running"}`);
     }
     try {
-      await writer.write(encoder.encode(jsonText(message) + "\n"));
+      const json = jsonText(message);
+      if (json.length < SPLIT_WRITE_MIN) {
+        await writer.write(encoder.encode(json + "\n"));
+      } else {
+        // Two writes, queued together: no copy of a large text just to add its newline.
+        const text = writer.write(encoder.encode(json));
+        await Promise.all([text, writer.write(NEWLINE)]);
+      }
     } catch (error) {
       throw new ProxyError("upstream", `cannot write to MCP server ${this.#label}`, {
         cause: error,

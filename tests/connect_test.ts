@@ -758,15 +758,20 @@ async function startNativeOn(port: string) {
   };
 }
 
-Deno.test("connect: a call in flight when the session is renewed is answered once, never run twice", async () => {
-  // The session's GET stream ends at once and its reopening meets 404 (the server forgot the
-  // session) while a tool call's POST is still waiting for its answer on the old session: the
-  // renewal must let that POST finish, not cut it off and send the call again.
+/**
+ * A server whose first session's GET stream ends at once and, once a tool call has come, meets
+ * 404 on reopening (the server forgot the session) while the call's POST waits for the second
+ * session to be initialized, then gets `answer(id, session)`.
+ */
+function forgettingServer(
+  answer: (id: unknown, session: string) => Response | Promise<Response>,
+) {
   const calls: string[] = [];
+  const notes: string[] = [];
   let sessions = 0;
   let renewed!: () => void;
   const secondSession = new Promise<void>((resolve) => (renewed = resolve));
-  await using server = Deno.serve(
+  const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     async (req) => {
       const session = req.headers.get("mcp-session-id");
@@ -779,22 +784,33 @@ Deno.test("connect: a call in flight when the session is renewed is answered onc
       }
       if (req.method === "DELETE") return new Response(null, { status: 200 });
       const message = await req.json();
-      if (message.id === undefined) return new Response(null, { status: 202 });
+      if (message.id === undefined) {
+        notes.push(`${message.method} on ${session}`);
+        return new Response(null, { status: 202 });
+      }
       if (message.method === "initialize") {
         if (++sessions === 2) renewed();
         return initializeAnswer(message, `s${sessions}`);
       }
       calls.push(`${message.method} on ${session}`);
       if (session === "s1") await secondSession;
-      const text = `ran on ${session}`;
-      return Response.json({
-        jsonrpc: "2.0",
-        id: message.id,
-        result: { content: [{ type: "text", text }] },
-      });
+      return answer(message.id, session!);
     },
   );
-  await using client = await connectStdio([`http://127.0.0.1:${server.addr.port}/mcp`]);
+  return { server, calls, notes, url: `http://127.0.0.1:${server.addr.port}/mcp` };
+}
+
+Deno.test("connect: a call in flight when the session is renewed is answered once, never run twice", async () => {
+  // The renewal must let the old session's POST finish, not cut it off and send the call again.
+  const { server, calls, url } = forgettingServer((id, session) =>
+    Response.json({
+      jsonrpc: "2.0",
+      id,
+      result: { content: [{ type: "text", text: `ran on ${session}` }] },
+    })
+  );
+  await using _server = server;
+  await using client = await connectStdio([url]);
   const first = await client.callTool({ name: "transfer", arguments: {} });
   assert.equal(textOf(first), "ran on s1", "the old session's own answer");
   assert.deepEqual(calls, ["tools/call on s1"], "run once");
@@ -804,41 +820,35 @@ Deno.test("connect: a call in flight when the session is renewed is answered onc
   assert.deepEqual(calls, ["tools/call on s1", "tools/call on s2"]);
 });
 
-Deno.test("connect: a call accepted with 202 by a session being retired is answered at once", async () => {
-  // Like the test above, but the old session answers the call's POST with 202 (its answer would
-  // come on the GET stream, which the renewal has let go): the call must fail now, not hang.
-  let gone = false;
-  let sessions = 0;
-  let renewed!: () => void;
-  const secondSession = new Promise<void>((resolve) => (renewed = resolve));
-  await using server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    async (req) => {
-      const session = req.headers.get("mcp-session-id");
-      const sse = { "content-type": "text/event-stream" };
-      if (req.method === "GET") {
-        if (session !== "s1") return new Response(new ReadableStream(), { headers: sse });
-        return gone
-          ? new Response("session gone", { status: 404 })
-          : new Response("retry: 10\n\n", { headers: sse });
-      }
-      if (req.method === "DELETE") return new Response(null, { status: 200 });
-      const message = await req.json();
-      if (message.id === undefined) return new Response(null, { status: 202 });
-      if (message.method === "initialize") {
-        if (++sessions === 2) renewed();
-        return initializeAnswer(message, `s${sessions}`);
-      }
-      gone = true;
-      await secondSession;
-      return new Response(null, { status: 202 });
-    },
+Deno.test("connect: cancelling a call that runs on a retired session cancels it there", async () => {
+  const hanging = Promise.withResolvers<Response>();
+  const { server, calls, notes, url } = forgettingServer(() => hanging.promise);
+  await using _server = server;
+  // The call's POST is let go when the test ends, so that the server can shut down.
+  using _release = { [Symbol.dispose]: () => hanging.resolve(new Response(null, { status: 503 })) };
+  await using client = await connectStdio([url, "--timeout", "30s"]);
+  // The SDK client gives up after 1.5 s and sends notifications/cancelled for the call.
+  const error = await client.callTool({ name: "transfer", arguments: {} }, undefined, {
+    timeout: 1500,
+  }).then(() => assert.fail("it never answers"), (e: Error) => e);
+  assert.match(error.message, /timed out/i);
+  await waitFor(() =>
+    Promise.resolve(notes.some((note) => note.startsWith("notifications/cancelled")))
   );
-  await using client = await connectStdio([
-    `http://127.0.0.1:${server.addr.port}/mcp`,
-    "--timeout",
-    "30s",
-  ]);
+  assert.deepEqual(calls, ["tools/call on s1"]);
+  assert.deepEqual(
+    notes.filter((note) => note.startsWith("notifications/cancelled")),
+    ["notifications/cancelled on s1"],
+    "to the session that runs it, not the new one",
+  );
+});
+
+Deno.test("connect: a call accepted with 202 by a session being retired is answered at once", async () => {
+  // The old session answers the call's POST with 202 (its answer would come on the GET stream,
+  // which the renewal has let go): the call must fail now, not hang.
+  const { server, url } = forgettingServer(() => new Response(null, { status: 202 }));
+  await using _server = server;
+  await using client = await connectStdio([url, "--timeout", "30s"]);
   const began = Date.now();
   const error = await client.callTool({ name: "transfer", arguments: {} }).then(
     () => assert.fail("its answer can never come"),
@@ -853,29 +863,14 @@ Deno.test("connect: a large answer reaches stdout as the server wrote it; a mult
   const pad = "x".repeat(20_000);
   const line = (id: number) =>
     `{"jsonrpc":"2.0", "id":${id}, "result":{"content":[{"type":"text", "text":"caf\\u00e9 ${pad}"}]}}`;
-  await using server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    async (req) => {
-      if (req.method === "GET") return new Response(null, { status: 405 });
-      if (req.method === "DELETE") return new Response(null, { status: 200 });
-      const message = await req.json();
-      if (message.id === undefined) return new Response(null, { status: 202 });
-      if (message.method === "initialize") return initializeAnswer(message, "s1");
-      // id 2: on one line, as JSON; id 3: pretty-printed over several lines, in an event stream.
-      const text = message.id === 2 ? line(2) : line(3).replaceAll(", ", ",\n  ");
-      const headers = { "content-type": "application/json", "mcp-session-id": "s1" };
-      return new Response(text, { headers });
-    },
-  );
-  const call = (id: number) => ({
-    jsonrpc: "2.0",
-    id,
-    method: "tools/call",
-    params: { name: "verbatim", arguments: {} },
+  await using server = jsonServer((message, headers) => {
+    // id 2: on one line; id 3: pretty-printed over several lines.
+    const text = message.id === 2 ? line(2) : line(3).replaceAll(", ", ",\n  ");
+    return new Response(text, { headers });
   });
   const { code, stdout } = await rawConnect(
     [`http://127.0.0.1:${server.addr.port}/mcp`],
-    [INITIALIZE, { jsonrpc: "2.0", method: "notifications/initialized" }, call(2), call(3)],
+    [INITIALIZE, { jsonrpc: "2.0", method: "notifications/initialized" }, toolCall(2), toolCall(3)],
   );
   assert.equal(code, 0);
   assert.equal(stdout.length, 3, stdout.map((l) => l.slice(0, 80)).join("\n"));
@@ -884,40 +879,21 @@ Deno.test("connect: a large answer reaches stdout as the server wrote it; a mult
 });
 
 Deno.test("connect: a server's broken answers are clear errors, with credentials redacted", async () => {
-  await using server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    async (req) => {
-      if (req.method === "GET") return new Response(null, { status: 405 });
-      if (req.method === "DELETE") return new Response(null, { status: 200 });
-      const message = await req.json();
-      if (message.id === undefined) return new Response(null, { status: 202 });
-      if (message.method === "initialize") return initializeAnswer(message, "s1");
-      const headers = { "content-type": "application/json", "mcp-session-id": "s1" };
-      if (message.id === 2) return new Response("{not json", { headers });
-      if (message.id === 3) {
-        return new Response("upstream said: Authorization: Bearer sekrit-token-123", {
-          status: 500,
-        });
-      }
-      return Response.json({ jsonrpc: "2.0", id: message.id, result: { content: [] } }, {
-        headers,
-      });
-    },
-  );
-  const call = (id: number) => ({
-    jsonrpc: "2.0",
-    id,
-    method: "tools/call",
-    params: { name: "x", arguments: {} },
+  await using server = jsonServer((message, headers) => {
+    if (message.id === 2) return new Response("{not json", { headers });
+    if (message.id === 3) {
+      return new Response("upstream said: Authorization: Bearer sekrit-token-123", { status: 500 });
+    }
+    return Response.json({ jsonrpc: "2.0", id: message.id, result: { content: [] } }, { headers });
   });
   const { code, stdout, stderr } = await rawConnect(
     [`http://127.0.0.1:${server.addr.port}/mcp`],
     [
       INITIALIZE,
       { jsonrpc: "2.0", method: "notifications/initialized" },
-      call(2),
-      call(3),
-      call(4),
+      toolCall(2),
+      toolCall(3),
+      toolCall(4),
     ],
   );
   assert.equal(code, 0);
@@ -977,6 +953,28 @@ Deno.test("connect: a request's event stream is let go once answered, or once ca
 });
 
 /** A minimal server's JSON answer to `initialize` (tools only), opening session `session`. */
+/** A tools/call request with id `id`, as a client writes it to connect's stdin. */
+function toolCall(id: number) {
+  return { jsonrpc: "2.0", id, method: "tools/call", params: { name: "x", arguments: {} } };
+}
+
+/**
+ * A session-less Streamable HTTP server answering with JSON bodies: no GET stream, initialize
+ * answered, every other request by `answer` (given the headers of the session "s1").
+ */
+function jsonServer(
+  answer: (message: { id: number; method: string }, headers: Record<string, string>) => Response,
+): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    if (req.method === "GET") return new Response(null, { status: 405 });
+    if (req.method === "DELETE") return new Response(null, { status: 200 });
+    const message = await req.json();
+    if (message.id === undefined) return new Response(null, { status: 202 });
+    if (message.method === "initialize") return initializeAnswer(message, "s1");
+    return answer(message, { "content-type": "application/json", "mcp-session-id": "s1" });
+  });
+}
+
 function initializeAnswer(
   message: { id: number | string; params: { protocolVersion: string } },
   session: string,

@@ -66,6 +66,8 @@ export class RemoteTransport implements UpstreamTransport {
   #kind?: Kind;
   #client?: Client;
   #probing?: Client;
+  /** Requests the server refused with 404, waiting for the new session to be sent again on. */
+  #resending = new Set<RequestId>();
   /** Replaced sessions' transports, kept until the requests they carry are answered. */
   #retired = new Set<StreamableHttpClient>();
   /** Connecting or renewing the session; sends wait for it. */
@@ -103,6 +105,15 @@ export class RemoteTransport implements UpstreamTransport {
     if (this.#closed) throw new ProxyError("upstream", "the connection to the server is closed");
     const cancelled = cancelledId(message);
     const carrier = cancelled === undefined ? undefined : this.#inflight.get(cancelled);
+    if (carrier instanceof StreamableHttpClient && this.#retired.has(carrier)) {
+      // The request runs on a retired session: the cancellation goes there, not to the new one
+      // (and the retired transport stays until it has gone).
+      await carrier.send(message).catch((error) =>
+        log.debug(`could not cancel on the ended session: ${formatError(error)}`)
+      );
+      carrier.forget(cancelled!);
+      return this.#remember(message);
+    }
     this.#remember(message);
     try {
       await this.#send(message);
@@ -173,7 +184,16 @@ export class RemoteTransport implements UpstreamTransport {
         void this.#renew(client, "the server no longer knows the session");
       }
       if (isResponse(message)) return log.debug("dropped an answer to an ended session's request");
-      await this.#ready;
+      const id = isRequest(message) ? message.id : undefined;
+      if (id !== undefined) this.#resending.add(id);
+      try {
+        await this.#ready;
+      } catch (failure) {
+        if (id !== undefined) this.#resending.delete(id);
+        throw failure;
+      }
+      // Cancelled (or timed out) while the new session was being made: not sent at all.
+      if (id !== undefined && !this.#resending.delete(id)) return;
       // The new session was initialized by the proxy itself; the client's own initialized is moot.
       if ("method" in message && message.method === "notifications/initialized") return;
       await this.#sendVia(this.#current(), message).catch((failure) => {
@@ -296,8 +316,10 @@ export class RemoteTransport implements UpstreamTransport {
   #retire(client: Client | undefined): void {
     if (!(client instanceof StreamableHttpClient)) return void this.#discard(client);
     client.onerror = undefined;
-    client.retire();
+    // Retired before retire(): what it answers at once (requests whose answer was to come on the
+    // GET stream) must reach #fromRemote as a retired session's.
     this.#retired.add(client);
+    client.retire();
     this.#sweep();
   }
 
@@ -361,7 +383,10 @@ export class RemoteTransport implements UpstreamTransport {
   #remember(message: JSONRPCMessage): void {
     if (!isRequest(message)) {
       const id = cancelledId(message);
-      if (id !== undefined) this.#forgetRequest(id);
+      if (id !== undefined) {
+        this.#forgetRequest(id);
+        this.#resending.delete(id);
+      }
       return;
     }
     const uri = (message.params as { uri?: unknown } | undefined)?.uri;
@@ -394,13 +419,8 @@ export class RemoteTransport implements UpstreamTransport {
     this.#client = undefined;
     // What the old session had accepted dies with it: answered now, not at --timeout. Requests
     // whose POST is still out get their own answer: a 404 sends them again on the new session.
-    for (const [id, carrier] of this.#inflight) {
-      if (carrier !== failed || !this.#accepted.has(id) || this.#internal.has(id)) continue;
-      this.#forgetRequest(id);
-      if (failed instanceof StreamableHttpClient) failed.forget(id);
-      const lost = "the server lost the session while this request was in flight; retry it";
-      this.onmessage?.(errorResponse(id, UPSTREAM_ERROR, lost));
-    }
+    const lost = "the server lost the session while this request was in flight; retry it";
+    if (failed) this.#failInflight(failed, lost, true);
     this.#retire(failed);
     return this.#ready = this.#settle((async () => {
       const client = this.#create(kind);
@@ -423,12 +443,10 @@ export class RemoteTransport implements UpstreamTransport {
   #sessionReplaced(client: LegacySseClient): Promise<void> {
     if (client !== this.#client || this.#closed) return Promise.resolve();
     log.info("the server dropped the SSE connection; initializing the new session");
-    for (const [id, carrier] of this.#inflight) {
-      if (carrier !== client || this.#internal.has(id)) continue;
-      this.#forgetRequest(id);
-      const lost = "the server dropped the connection while this request was in flight";
-      this.onmessage?.(errorResponse(id, UPSTREAM_ERROR, lost));
-    }
+    this.#failInflight(
+      client,
+      "the server dropped the connection while this request was in flight",
+    );
     this.#client = undefined;
     this.#probing = client;
     return this.#ready = this.#settle((async () => {
@@ -448,16 +466,25 @@ export class RemoteTransport implements UpstreamTransport {
   #connectionLost(client: LegacySseClient): void {
     if (client !== this.#client || this.#closed) return;
     log.warn("the SSE connection to the server is lost; the next request opens a new session");
-    for (const [id, carrier] of this.#inflight) {
-      if (carrier !== client || this.#internal.has(id)) continue;
-      this.#forgetRequest(id);
-      const lost = "the connection to the server was lost while this request was in flight";
-      this.onmessage?.(errorResponse(id, UPSTREAM_ERROR, lost));
-    }
+    this.#failInflight(
+      client,
+      "the connection to the server was lost while this request was in flight",
+    );
     this.#client = undefined;
     this.#ready = undefined;
     this.#noSession = "the SSE connection was lost";
     void this.#discard(client);
+  }
+
+  /** The client's requests in flight on `client` (all, or those the server accepted): failed now. */
+  #failInflight(client: Client, lost: string, acceptedOnly = false): void {
+    for (const [id, carrier] of this.#inflight) {
+      if (carrier !== client || this.#internal.has(id)) continue;
+      if (acceptedOnly && !this.#accepted.has(id)) continue;
+      this.#forgetRequest(id);
+      if (client instanceof StreamableHttpClient) client.forget(id);
+      this.onmessage?.(errorResponse(id, UPSTREAM_ERROR, lost));
+    }
   }
 
   /** A renewal's outcome: on failure the next send tries again; the failure is logged once. */

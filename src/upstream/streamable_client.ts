@@ -51,6 +51,8 @@ export class StreamableHttpClient {
   #timers = new Set<ReturnType<typeof setTimeout>>();
   /** Requests whose event stream is read (or resumed); aborting one lets that stream go. */
   #streams = new Map<RequestId, AbortController>();
+  /** Requests accepted with 202, whose answer is to come on the GET stream. */
+  #onGet = new Set<RequestId>();
   #sessionId?: string;
   #protocolVersion?: string;
   /** The server's last `retry` field: how long to wait before reopening a stream. */
@@ -104,7 +106,8 @@ export class StreamableHttpClient {
       // Not what the specification asks for, but some servers answer on the GET stream instead;
       // a retired client has none left, so that answer can never arrive.
       await response.body?.cancel().catch(() => {});
-      if (this.#retired) this.#lost(message.id, "the session ended before its answer came", false);
+      if (this.#retired) return this.#lost(message.id, ENDED, false);
+      this.#onGet.add(message.id);
       return;
     }
     const type = mediaType(response.headers.get("content-type"));
@@ -138,6 +141,7 @@ export class StreamableHttpClient {
    * is let go and never resumed, and no error is made up for it.
    */
   forget(id: RequestId): void {
+    this.#onGet.delete(id);
     const stream = this.#streams.get(id);
     if (!stream) return;
     this.#streams.delete(id);
@@ -151,6 +155,10 @@ export class StreamableHttpClient {
   retire(): void {
     this.#retired = true;
     this.#listening.abort();
+    // Answers that were to come on the GET stream never will.
+    const waiting = [...this.#onGet];
+    this.#onGet.clear();
+    for (const id of waiting) this.#lost(id, ENDED, false);
   }
 
   /** Ends the session with DELETE (a 405 means the server does not allow it: fine). */
@@ -275,6 +283,9 @@ export class StreamableHttpClient {
       const { message, problem } = parseServerMessage(data);
       if (!message) return this.onerror?.(new ProxyError("upstream", `the server sent ${problem}`));
       if (request !== undefined && answers(message, request)) answered = true;
+      else if (request === undefined && "id" in message && !("method" in message)) {
+        this.#onGet.delete(message.id as RequestId);
+      }
       try {
         this.onmessage?.(message);
       } catch (error) {
@@ -332,7 +343,7 @@ export class StreamableHttpClient {
       ? backoff
       : request === undefined && attempt > 0
       ? Math.max(this.#retryMs, backoff)
-      : this.#retryMs;
+      : Math.max(this.#retryMs, MIN_REOPEN_MS);
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
       if (request === undefined ? this.#retired : !this.#streams.has(request)) return;
@@ -361,6 +372,10 @@ export class StreamableHttpClient {
     }
   }
 }
+
+const ENDED = "the session ended before its answer came";
+/** The shortest wait before reopening a stream, whatever the server's `retry` (even 0). */
+const MIN_REOPEN_MS = 10;
 
 /** Refusals of a GET that may pass: timeout, conflict, too early, too many requests. */
 const TRANSIENT = new Set([408, 409, 425, 429]);

@@ -55,6 +55,9 @@ export async function readJsonBody(req: Request, maxBytes: number): Promise<Body
  * The body as text, or undefined past `maxBytes`. With a declared length, chunks are copied into
  * one buffer as they come (no list of chunks and a second buffer for a large body).
  */
+/** The largest declared body read into a buffer allocated before it arrives. */
+const PREALLOCATE_MAX = 2 * 1024 * 1024;
+
 async function readLimited(
   req: Request,
   maxBytes: number,
@@ -63,7 +66,8 @@ async function readLimited(
   if (!req.body) return "";
   const chunks: Uint8Array[] = [];
   let total = 0;
-  const into = declared !== undefined && declared > 64 * 1024
+  // Only up to a bound: a client declaring a large body and sending it slowly holds no more.
+  const into = declared !== undefined && declared > 64 * 1024 && declared <= PREALLOCATE_MAX
     ? new Uint8Array(declared)
     : undefined;
   const reader = req.body.getReader();

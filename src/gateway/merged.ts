@@ -17,6 +17,7 @@ import {
   ListResourcesRequestSchema,
   ListResourceTemplatesRequestSchema,
   ListToolsRequestSchema,
+  LoggingLevelSchema,
   McpError,
   ReadResourceRequestSchema,
   ReadResourceResultSchema,
@@ -29,16 +30,7 @@ import type { UpstreamTransport } from "../upstream/child.ts";
 import type { LogParams, Member } from "./member.ts";
 
 /** MCP's log levels (RFC 5424), least severe first. */
-const LEVELS = [
-  "debug",
-  "info",
-  "notice",
-  "warning",
-  "error",
-  "critical",
-  "alert",
-  "emergency",
-] as const;
+const LEVELS = LoggingLevelSchema.options;
 
 export interface MergedOptions {
   name: string;

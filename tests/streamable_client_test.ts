@@ -251,6 +251,17 @@ Deno.test("connect: the GET stream is retried after a transient refusal and back
   live!.close();
 });
 
+Deno.test("connect: a GET stream ended at once with retry: 0 is not reopened in a busy loop", async () => {
+  await using server = new QuirkyServer();
+  // Each GET: a priming event (an id, no data) with retry: 0, and the end.
+  server.getReply = () => sse("retry: 0\nid: g\ndata: \n\n");
+  await using _client = await connectStdio([server.url(), "--timeout", "30s"]);
+  await waitFor(() => Promise.resolve(server.gets.length >= 3));
+  const [first, second, third] = server.gets as [number, number, number];
+  // Honored as far as it can be: at most one reopening a second while the stream brings nothing.
+  assert.ok(second - first >= 900 && third - second >= 900, server.gets.join(", "));
+});
+
 Deno.test("connect: a GET stream refused for good is a warning with the server's reason", async () => {
   await using server = new QuirkyServer();
   server.getReply = () => new Response("sessions are pinned to another node", { status: 403 });

@@ -274,12 +274,13 @@ export class StreamableHttpClient {
     attempt = 0,
   ): Promise<void> {
     let answered = false;
-    let events = 0;
+    /** Messages the stream brought (priming events, with no data, do not count). */
+    let messages = 0;
     const stop = request === undefined ? this.#listening : this.#streams.get(request);
     if (!stop || stop.signal.aborted) return void await body?.cancel().catch(() => {});
     const parser = new SseParser(({ event, data }) => {
-      events++;
       if (event !== "message" || data === "") return;
+      messages++;
       const { message, problem } = parseServerMessage(data);
       if (!message) return this.onerror?.(new ProxyError("upstream", `the server sent ${problem}`));
       if (request !== undefined && answers(message, request)) answered = true;
@@ -307,7 +308,7 @@ export class StreamableHttpClient {
     // ended cleanly never counts toward giving up (servers may end streams to be polled).
     const broke = problem !== undefined;
     if (request === undefined) {
-      return this.#reopen(parser.lastEventId, undefined, events > 0 ? 0 : attempt + 1, broke);
+      return this.#reopen(parser.lastEventId, undefined, messages > 0 ? 0 : attempt + 1, broke);
     }
     if (answered) return void this.#streams.delete(request);
     const progressed = parser.lastEventId !== resumedFrom;
@@ -337,12 +338,13 @@ export class StreamableHttpClient {
       return;
     }
     const backoff = Math.min(initialDelayMs * growFactor ** attempt, maxDelayMs);
-    // The server's `retry` is honored, but the session's own stream, reopened for as long as the
-    // session lasts, still backs off while it keeps ending with nothing in it (even at retry: 0).
+    // The server's `retry` is its polling pace, honored; but the session's own stream, reopened
+    // for as long as the session lasts, is never reopened faster than initialDelayMs while it
+    // brings nothing (a server ending it at once with retry: 0 would otherwise get a busy loop).
     const delay = this.#retryMs === undefined
       ? backoff
       : request === undefined && attempt > 0
-      ? Math.max(this.#retryMs, backoff)
+      ? Math.max(this.#retryMs, initialDelayMs)
       : Math.max(this.#retryMs, MIN_REOPEN_MS);
     const timer = setTimeout(() => {
       this.#timers.delete(timer);

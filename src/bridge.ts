@@ -6,6 +6,7 @@ import type { Transport, TransportSendOptions } from "./sdk.ts";
 import { formatError, ProxyError } from "./errors.ts";
 import type { NameFilter } from "./filter.ts";
 import {
+  cancelledId,
   errorResponse,
   INVALID_PARAMS,
   isRequest,
@@ -183,6 +184,7 @@ export class Bridge {
 
   async #fromDownstream(message: JSONRPCMessage): Promise<void> {
     this.#options.onActivity?.();
+    const cancelled = cancelledId(message);
     if (isRequest(message)) {
       const hidden = this.#hidden(message);
       if (hidden !== undefined) {
@@ -196,13 +198,10 @@ export class Bridge {
         this.#progress.set(pending.progressToken, message.id);
       }
       this.#arm(message.id, pending);
-    } else if ("method" in message && message.method === "notifications/cancelled") {
+    } else if (cancelled !== undefined) {
       // A cancelled request gets no response (the server SHOULD NOT send one): stop waiting.
-      const id = (message.params as { requestId?: RequestId } | undefined)?.requestId;
-      if (id !== undefined) {
-        this.#forget(id);
-        this.downstream.forget?.(id);
-      }
+      this.#forget(cancelled);
+      this.downstream.forget?.(cancelled);
     } else if (isResponse(message) && message.id !== undefined) {
       // The client answered the server (sampling, elicitation): the request's clock runs again.
       const forId = this.#asks.get(message.id);

@@ -45,6 +45,12 @@ export function errorResponse(
   return { jsonrpc: "2.0", id, error: { code, message } } as unknown as JSONRPCMessage;
 }
 
+/** The request a `notifications/cancelled` names, if `message` is one. */
+export function cancelledId(message: JSONRPCMessage): RequestId | undefined {
+  if (!("method" in message) || message.method !== "notifications/cancelled") return undefined;
+  return (message.params as { requestId?: RequestId } | undefined)?.requestId;
+}
+
 /** The progress token a request asked progress notifications for, if any. */
 export function progressTokenOf(message: JSONRPCRequest): string | number | undefined {
   const token = (message.params?._meta as { progressToken?: unknown } | undefined)?.progressToken;
@@ -111,11 +117,15 @@ const TEXTS = new WeakMap<object, string>();
 /** Below this, JSON.stringify is cheaper than the bookkeeping. */
 const KEEP_MIN = 16 * 1024;
 
-/** Keeps `text` as the wire form of `message`, parsed from it, when worth it and safe. */
-export function keepText(message: object, text: string): void {
-  if (text.length < KEEP_MIN) return;
+/**
+ * Keeps `text` as the wire form of `value`, parsed from it, when worth it and safe: one message
+ * (not a batch), long, on one line.
+ */
+export function keepText(value: unknown, text: string): void {
+  if (text.length < KEEP_MIN || typeof value !== "object" || value === null) return;
+  if (Array.isArray(value)) return;
   const trimmed = text.trim(); // a body ending in a newline is common
-  if (!trimmed.includes("\n") && !trimmed.includes("\r")) TEXTS.set(message, trimmed);
+  if (!trimmed.includes("\n") && !trimmed.includes("\r")) TEXTS.set(value, trimmed);
 }
 
 /** The JSON text of `message`: the text it arrived as, if kept, else JSON.stringify. */
@@ -135,7 +145,7 @@ export function parseServerMessage(
   }
   const problem = checkMessage(value);
   if (problem !== undefined) return { problem: `an invalid message: ${problem}` };
-  keepText(value as object, text);
+  keepText(value, text);
   return { message: value as JSONRPCMessage };
 }
 

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { pumpLines } from "../src/lines.ts";
 import { cliCommand, fixtureCommand, fixturePath, runCli, startServe } from "./support/cli.ts";
-import { connectStdio, textOf } from "./support/client.ts";
+import { connectStdio, type StdioTestClient, textOf } from "./support/client.ts";
 import {
   checkCancellation,
   checkCatalog,
@@ -607,15 +607,8 @@ Deno.test("connect: a legacy SSE stream refused on reconnect fails the call in f
   );
   const url = `http://127.0.0.1:${server.addr.port}/sse`;
   await using client = await connectStdio([url, "--transport", "sse-only", "--timeout", "60s"]);
-  const began = Date.now();
-  const lost = await client.callTool({ name: "transfer", arguments: {} }).then(
-    () => assert.fail("the call's session is gone"),
-    (e: Error & { code?: number }) => e,
-  );
-  assert.ok(Date.now() - began < 10_000, "answered now, not at --timeout");
-  assert.equal(lost.code, -32000);
-  assert.match(
-    lost.message,
+  await failsAtOnce(
+    client,
     /the connection to the server was lost while this request was in flight/,
   );
   assert.ok(
@@ -849,14 +842,7 @@ Deno.test("connect: a call accepted with 202 by a session being retired is answe
   const { server, url } = forgettingServer(() => new Response(null, { status: 202 }));
   await using _server = server;
   await using client = await connectStdio([url, "--timeout", "30s"]);
-  const began = Date.now();
-  const error = await client.callTool({ name: "transfer", arguments: {} }).then(
-    () => assert.fail("its answer can never come"),
-    (e: Error & { code?: number }) => e,
-  );
-  assert.ok(Date.now() - began < 10_000, "answered now, not at --timeout");
-  assert.equal(error.code, -32000);
-  assert.match(error.message, /the session ended before its answer came; retry the request/);
+  await failsAtOnce(client, /the session ended before its answer came; retry the request/);
 });
 
 Deno.test("connect: a large answer reaches stdout as the server wrote it; a multi-line one as one line", async () => {
@@ -953,6 +939,18 @@ Deno.test("connect: a request's event stream is let go once answered, or once ca
 });
 
 /** A minimal server's JSON answer to `initialize` (tools only), opening session `session`. */
+/** A tool call that must fail with -32000 and `pattern`, long before --timeout. */
+async function failsAtOnce(client: StdioTestClient, pattern: RegExp): Promise<void> {
+  const began = Date.now();
+  const error = await client.callTool({ name: "transfer", arguments: {} }).then(
+    () => assert.fail("its answer can never come"),
+    (e: Error & { code?: number }) => e,
+  );
+  assert.ok(Date.now() - began < 10_000, "answered now, not at --timeout");
+  assert.equal(error.code, -32000);
+  assert.match(error.message, pattern);
+}
+
 /** A tools/call request with id `id`, as a client writes it to connect's stdin. */
 function toolCall(id: number) {
   return { jsonrpc: "2.0", id, method: "tools/call", params: { name: "x", arguments: {} } };

@@ -51,13 +51,13 @@ export async function readJsonBody(req: Request, maxBytes: number): Promise<Body
   return { ok: true, value };
 }
 
+/** The largest declared body read into a buffer allocated before it arrives. */
+const PREALLOCATE_MAX = 2 * 1024 * 1024;
+
 /**
  * The body as text, or undefined past `maxBytes`. With a declared length, chunks are copied into
  * one buffer as they come (no list of chunks and a second buffer for a large body).
  */
-/** The largest declared body read into a buffer allocated before it arrives. */
-const PREALLOCATE_MAX = 2 * 1024 * 1024;
-
 async function readLimited(
   req: Request,
   maxBytes: number,
@@ -67,7 +67,7 @@ async function readLimited(
   const chunks: Uint8Array[] = [];
   let total = 0;
   // Only up to a bound: a client declaring a large body and sending it slowly holds no more.
-  const into = declared !== undefined && declared > 64 * 1024 && declared <= PREALLOCATE_MAX
+  let into = declared !== undefined && declared > 64 * 1024 && declared <= PREALLOCATE_MAX
     ? new Uint8Array(declared)
     : undefined;
   const reader = req.body.getReader();
@@ -80,11 +80,16 @@ async function readLimited(
       await reader.cancel().catch(() => {});
       return undefined;
     }
-    if (into && total <= into.length) into.set(value, offset);
-    else chunks.push(value);
+    if (into && total <= into.length) {
+      into.set(value, offset);
+      continue;
+    }
+    // More than declared: what the buffer holds becomes the first chunk.
+    if (into) chunks.push(into.subarray(0, offset));
+    into = undefined;
+    chunks.push(value);
   }
-  if (into && chunks.length === 0) return new TextDecoder().decode(into.subarray(0, total));
-  if (into) chunks.unshift(into.subarray(0, total - chunks.reduce((n, c) => n + c.byteLength, 0)));
+  if (into) return new TextDecoder().decode(into.subarray(0, total));
   if (chunks.length === 1) return new TextDecoder().decode(chunks[0]);
   const all = new Uint8Array(total);
   let offset = 0;

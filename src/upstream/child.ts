@@ -76,8 +76,8 @@ export class ChildTransport implements UpstreamTransport {
    * wrote is read), not closing, its stdout open.
    */
   get running(): boolean {
-    return this.#process !== undefined && !this.#hasExited && !this.#closing &&
-      !this.#stdoutEnded && this.closeReason === undefined;
+    // (closeReason is only set after the exit, so it needs no check of its own.)
+    return this.#process !== undefined && !this.#hasExited && !this.#closing && !this.#stdoutEnded;
   }
 
   /** Spawns the child; again (e.g. a spare started ahead, then taken by a bridge) does nothing. */
@@ -191,9 +191,7 @@ export class ChildTransport implements UpstreamTransport {
       }
     }
     const messages = Array.isArray(value) ? value : [value];
-    if (!Array.isArray(value) && typeof value === "object" && value !== null) {
-      keepText(value, text);
-    }
+    keepText(value, text);
     for (const item of messages) {
       if (item === undefined || checkMessage(item) !== undefined) {
         log.debug(`dropped a non-JSON-RPC stdout line from ${this.#label}: ${text.slice(0, 200)}`);

@@ -33,10 +33,15 @@ export async function fetchWithinOrigin(
 
 /**
  * The start of a refusal's body, for the error message: a few KB read within 2 s at most (a
- * server may send a large or endless body with its refusal); the rest is let go.
+ * server may send a large or endless body with its refusal); the rest is let go. A 2xx answer
+ * (refused for its content type) is not read: "".
  */
 export async function refusalText(response: Response, limit = 4096): Promise<string> {
   if (!response.body) return "";
+  if (response.ok) {
+    await response.body.cancel().catch(() => {});
+    return "";
+  }
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let text = "";

@@ -8,6 +8,7 @@
 
 import { formatError, ProxyError } from "../errors.ts";
 import {
+  cancelledId,
   errorResponse,
   isNotification,
   isRequest,
@@ -104,23 +105,32 @@ export class RemoteTransport implements UpstreamTransport {
   async send(message: JSONRPCMessage): Promise<void> {
     if (this.#closed) throw new ProxyError("upstream", "the connection to the server is closed");
     const cancelled = cancelledId(message);
-    const carrier = cancelled === undefined ? undefined : this.#inflight.get(cancelled);
+    if (cancelled === undefined) {
+      this.#remember(message);
+      return await this.#send(message);
+    }
+    // The client no longer waits for that request: it is neither in flight nor to be re-sent.
+    const carrier = this.#inflight.get(cancelled);
+    const settle = () => {
+      this.#forgetRequest(cancelled);
+      this.#resending.delete(cancelled);
+    };
     if (carrier instanceof StreamableHttpClient && this.#retired.has(carrier)) {
       // The request runs on a retired session: the cancellation goes there, not to the new one
       // (and the retired transport stays until it has gone).
       await carrier.send(message).catch((error) =>
         log.debug(`could not cancel on the ended session: ${formatError(error)}`)
       );
-      carrier.forget(cancelled!);
-      return this.#remember(message);
+      carrier.forget(cancelled);
+      return settle();
     }
-    this.#remember(message);
+    settle();
     try {
       await this.#send(message);
     } finally {
       // The cancellation has gone first; now the request's stream is let go (a disconnect alone
       // does not cancel, the spec says) rather than read and resumed for the rest of the session.
-      if (carrier instanceof StreamableHttpClient) carrier.forget(cancelled!);
+      if (carrier instanceof StreamableHttpClient) carrier.forget(cancelled);
     }
   }
 
@@ -370,8 +380,7 @@ export class RemoteTransport implements UpstreamTransport {
       }
       this.#forgetRequest(message.id);
       if (message.id === this.#initialize?.id && "result" in message) {
-        const version = (message.result as { protocolVersion?: unknown } | null)?.protocolVersion;
-        if (typeof version === "string") client.setProtocolVersion?.(version);
+        adoptVersion(client, message.result);
       }
     } else if (isRequest(message)) {
       this.#serverRequests.set(message.id, client);
@@ -379,16 +388,9 @@ export class RemoteTransport implements UpstreamTransport {
     this.onmessage?.(message);
   }
 
-  /** What a new session needs repeated (initialize, the log level, subscriptions); what ended. */
+  /** What a new session needs repeated: initialize, the log level, subscriptions. */
   #remember(message: JSONRPCMessage): void {
-    if (!isRequest(message)) {
-      const id = cancelledId(message);
-      if (id !== undefined) {
-        this.#forgetRequest(id);
-        this.#resending.delete(id);
-      }
-      return;
-    }
+    if (!isRequest(message)) return;
     const uri = (message.params as { uri?: unknown } | undefined)?.uri;
     if (message.method === "initialize") this.#initialize = message;
     else if (message.method === "logging/setLevel") this.#logLevel = message.params;
@@ -509,8 +511,7 @@ export class RemoteTransport implements UpstreamTransport {
         `the server refused initialize: ${JSON.stringify(response)}`,
       );
     }
-    const version = (response.result as { protocolVersion?: unknown } | null)?.protocolVersion;
-    if (typeof version === "string") client.setProtocolVersion?.(version);
+    adoptVersion(client, response.result);
     await client.send({ jsonrpc: "2.0", method: "notifications/initialized" });
     if (this.#logLevel) await this.#ask(client, "logging/setLevel", this.#logLevel);
     for (const uri of this.#subscriptions) {
@@ -547,11 +548,11 @@ export class RemoteTransport implements UpstreamTransport {
   };
 }
 
+/** The protocol version an initialize result names, sent by `client` from now on. */
+function adoptVersion(client: Client, result: unknown): void {
+  const version = (result as { protocolVersion?: unknown } | null)?.protocolVersion;
+  if (typeof version === "string") client.setProtocolVersion?.(version);
+}
+
 /** Thrown by #sendVia for a request answered or cancelled while its POST was out. */
 const SETTLED = Symbol("settled");
-
-/** The request a `notifications/cancelled` names, if `message` is one. */
-function cancelledId(message: JSONRPCMessage): RequestId | undefined {
-  if (!("method" in message) || message.method !== "notifications/cancelled") return undefined;
-  return (message.params as { requestId?: RequestId } | undefined)?.requestId;
-}

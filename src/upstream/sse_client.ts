@@ -95,8 +95,7 @@ export class LegacySseClient {
       return this.#failed(error, attempt, true);
     }
     if (!response.ok || mediaType(response.headers.get("content-type")) !== "text/event-stream") {
-      const text = response.ok ? "" : await refusalText(response);
-      if (response.ok) await response.body?.cancel().catch(() => {});
+      const text = await refusalText(response);
       const why = refusal("GET", response, text, this.#url);
       // A server error (a proxy's 502 while the server restarts) is tried again; any other wrong
       // answer ends the stream for good, as in EventSource.

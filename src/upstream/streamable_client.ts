@@ -8,6 +8,7 @@ import {
   checkMessage,
   errorResponse,
   isRequest,
+  isResponse,
   type JSONRPCMessage,
   jsonText,
   keepText,
@@ -124,7 +125,7 @@ export class StreamableHttpClient {
         const why = error instanceof Error ? error.message : String(error);
         throw new StreamableHttpError(-1, `the server's JSON answer is not valid JSON (${why})`);
       }
-      if (typeof body === "object" && body !== null && !Array.isArray(body)) keepText(body, text);
+      keepText(body, text);
       return this.#json(body, message.id);
     }
     await response.body?.cancel().catch(() => {});
@@ -250,8 +251,7 @@ export class StreamableHttpClient {
         .catch((error) => this.#failed(error));
     }
     // A refusal's body says why (shown, cut short); a wrong content type's is not read.
-    const text = response.ok ? "" : await refusalText(response);
-    if (response.ok) await response.body?.cancel().catch(() => {});
+    const text = await refusalText(response);
     if (response.status === 405) {
       // The server offers no GET stream: nothing to listen to, and nothing to resume from.
       if (request !== undefined) {
@@ -284,9 +284,7 @@ export class StreamableHttpClient {
       const { message, problem } = parseServerMessage(data);
       if (!message) return this.onerror?.(new ProxyError("upstream", `the server sent ${problem}`));
       if (request !== undefined && answers(message, request)) answered = true;
-      else if (request === undefined && "id" in message && !("method" in message)) {
-        this.#onGet.delete(message.id as RequestId);
-      }
+      else if (request === undefined && isResponse(message)) this.#onGet.delete(message.id!);
       try {
         this.onmessage?.(message);
       } catch (error) {

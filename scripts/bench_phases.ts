@@ -1,6 +1,7 @@
 // One measured run of one target for scripts/bench.ts: cold start, sequential echo latency, CPU
 // per call, throughput at several concurrencies, 1 MiB each way, many concurrent sessions, peak
-// RSS (the proxy's VmHWM and its sampled process tree) and children left after sessions close.
+// RSS (the proxy's VmHWM, its sampled private RSS and its sampled process tree) and children left
+// after sessions close.
 
 import type { Client } from "../tests/support/sdk.ts";
 import { cpuMs, descendants, peakRssMb, TreeSampler } from "./bench_proc.ts";
@@ -19,6 +20,7 @@ export const METRICS = [
   "sessionsMs",
   "cpuPerCallMs",
   "proxyPeakRssMb",
+  "proxyPrivateRssMb",
   "treePeakRssMb",
   "childrenAfterClose",
 ] as const;
@@ -195,6 +197,8 @@ export async function measureTarget(
   sampler?.pause();
   figures.proxyPeakRssMb = pid === undefined ? null : await peakRssMb(pid) ?? null;
   if (figures.proxyPeakRssMb === null) notes.proxyPeakRssMb = "n/a";
+  figures.proxyPrivateRssMb = sampler?.privatePeakMb ?? null;
+  if (figures.proxyPrivateRssMb === null) notes.proxyPrivateRssMb = "n/a";
   const tree = sampler?.peakMb;
   figures.treePeakRssMb = tree === undefined ? null : Math.max(tree, figures.proxyPeakRssMb ?? 0);
   if (figures.treePeakRssMb === null) notes.treePeakRssMb = "n/a";

@@ -79,12 +79,27 @@ export async function descendants(pid: number): Promise<number | undefined> {
   return rows === undefined ? undefined : Math.max(0, treeOf(rows, pid).length - 1);
 }
 
-/** Samples the RSS sum of `pid`'s process tree every `everyMs` until stopped; keeps the peak. */
+/**
+ * Resident memory of `pid` that is its own (RssAnon: heap, stacks, buffers), in kB: RSS less the
+ * pages of files it maps (the runtime's executable, shared with every process running it, and
+ * given back by the kernel under pressure).
+ */
+async function privateRssKb(pid: number): Promise<number | undefined> {
+  const status = await commandText("cat", [`/proc/${pid}/status`]);
+  const match = status === undefined ? null : /^RssAnon:\s+(\d+) kB/m.exec(status);
+  return match ? Number(match[1]) : undefined;
+}
+
+/**
+ * Samples the RSS sum of `pid`'s process tree, and the private RSS of `pid` itself, every
+ * `everyMs` until stopped; keeps the peaks.
+ */
 export class TreeSampler {
   #timer: ReturnType<typeof setInterval> | undefined;
   #busy = false;
   #peakKb = 0;
   #sampled = false;
+  #privatePeakKb: number | undefined;
 
   constructor(private readonly pid: number, private readonly everyMs = 200) {}
 
@@ -99,7 +114,8 @@ export class TreeSampler {
     if (this.#busy) return;
     this.#busy = true;
     try {
-      const rows = await processTable();
+      const [rows, own] = await Promise.all([processTable(), privateRssKb(this.pid)]);
+      if (own !== undefined) this.#privatePeakKb = Math.max(this.#privatePeakKb ?? 0, own);
       if (rows === undefined) return;
       const kb = treeOf(rows, this.pid).reduce((sum, row) => sum + row.rssKb, 0);
       this.#peakKb = Math.max(this.#peakKb, kb);
@@ -117,6 +133,11 @@ export class TreeSampler {
   /** The highest sum seen, in MB. */
   get peakMb(): number | undefined {
     return this.#sampled ? this.#peakKb / 1024 : undefined;
+  }
+
+  /** The highest private RSS of the process itself seen, in MB. */
+  get privatePeakMb(): number | undefined {
+    return this.#privatePeakKb === undefined ? undefined : this.#privatePeakKb / 1024;
   }
 }
 

@@ -123,6 +123,7 @@ export function markdown(summaries: TargetSummary[], sessions: number): string {
     [`${sessions} sessions`, "sessionsMs", "ms"],
     ["CPU per call", "cpuPerCallMs", "ms"],
     ["proxy peak RSS", "proxyPeakRssMb", "MB"],
+    ["of it private", "proxyPrivateRssMb", "MB"],
     ["tree peak RSS", "treePeakRssMb", "MB"],
     ["children left", "childrenAfterClose", ""],
   ]);

@@ -9,11 +9,13 @@ import {
   cancelledId,
   errorResponse,
   INVALID_PARAMS,
+  INVALID_REQUEST,
   isRequest,
   isResponse,
   type JSONRPCMessage,
   progressTokenOf,
   type RequestId,
+  reusedIdReason,
   UPSTREAM_ERROR,
 } from "./jsonrpc.ts";
 import { log, redact } from "./log.ts";
@@ -189,6 +191,14 @@ export class Bridge {
       const hidden = this.#hidden(message);
       if (hidden !== undefined) {
         const refusal = errorResponse(message.id, INVALID_PARAMS, hidden);
+        await this.#deliver(refusal, { relatedRequestId: message.id }).catch(() => {});
+        return;
+      }
+      if (this.#pending.has(message.id)) {
+        // Forwarded, its answer would settle the first request and the first one's answer be
+        // lost; the first keeps its id, the second gets the error.
+        log.warn(`refused a request reusing id ${JSON.stringify(message.id)}, still in flight`);
+        const refusal = errorResponse(message.id, INVALID_REQUEST, reusedIdReason(message.id));
         await this.#deliver(refusal, { relatedRequestId: message.id }).catch(() => {});
         return;
       }

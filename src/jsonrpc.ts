@@ -45,6 +45,15 @@ export function errorResponse(
   return { jsonrpc: "2.0", id, error: { code, message } } as unknown as JSONRPCMessage;
 }
 
+/**
+ * Why a request reusing `id` is refused: MCP says a request id MUST NOT have been used before by
+ * the same side in the session, and one still in flight would get the other's answer.
+ */
+export function reusedIdReason(id: RequestId): string {
+  return `Invalid Request: id ${JSON.stringify(id)} is already used by a request in flight ` +
+    `(request ids must not be reused within a session)`;
+}
+
 /** The request a `notifications/cancelled` names, if `message` is one. */
 export function cancelledId(message: JSONRPCMessage): RequestId | undefined {
   if (!("method" in message) || message.method !== "notifications/cancelled") return undefined;

@@ -92,6 +92,9 @@ Deno.test("bench: --quick measures every mode and writes the JSON", async () => 
       if (Deno.build.os !== "linux") continue;
       assert.ok(target.median.cpuPerCallMs >= 0, target.id);
       assert.ok(target.median.proxyPeakRssMb > 0, target.id);
+      // Sampled: what the process holds of its own, not the runtime's mapped executable.
+      assert.ok(target.median.proxyPrivateRssMb > 0, target.id);
+      assert.ok(target.median.proxyPrivateRssMb < target.median.proxyPeakRssMb, target.id);
       assert.ok(target.median.treePeakRssMb >= target.median.proxyPeakRssMb, target.id);
       const spawns = !["ours/serve-url", "ours/serve-mcp-stateless"].includes(target.id);
       if (target.id.startsWith("ours/serve-") && spawns) {

@@ -630,6 +630,58 @@ Deno.test("serve: oversized, malformed and misrouted requests are refused withou
   });
 });
 
+Deno.test("serve: bodies of every size arrive intact, with or without Content-Length", async (t) => {
+  await using proxy = await startServe([], faulty);
+  await using client = await connectHttp(proxy.mcpUrl);
+  // Multi-byte characters (10 bytes a round), so chunk ends fall inside them.
+  const text = (bytes: number) => "\u00e9\u20ac\u{1f600}x".repeat(Math.floor(bytes / 10));
+
+  // Under 64 KiB, up to 2 MiB (read into one buffer of the declared size), past it (chunks).
+  for (const kb of [50, 300, 1900, 3000]) {
+    await t.step(`${kb} KB with Content-Length`, async () => {
+      const sent = text(kb * 1024);
+      const answer = await client.callTool({ name: "echo", arguments: { text: sent } });
+      assert.ok(textOf(answer) === sent, `${kb} KB came back changed`);
+    });
+  }
+
+  await t.step("300 KB chunked, no Content-Length", async () => {
+    const sent = text(300 * 1024);
+    const bytes = new TextEncoder().encode(JSON.stringify({
+      jsonrpc: "2.0",
+      id: "chunked",
+      method: "tools/call",
+      params: { name: "echo", arguments: { text: sent } },
+    }));
+    let offset = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (offset >= bytes.length) return controller.close();
+        controller.enqueue(bytes.slice(offset, offset += 7_777));
+      },
+    });
+    const response = await fetch(proxy.mcpUrl, {
+      method: "POST",
+      headers: {
+        ...POST_HEADERS,
+        "mcp-session-id": sessionIdOf(client),
+        "mcp-protocol-version": PROTOCOL,
+      },
+      body,
+    });
+    assert.equal(response.status, 200);
+    const type = response.headers.get("content-type") ?? "";
+    let answer: { result: unknown } | undefined;
+    if (type.startsWith("application/json")) answer = await response.json();
+    else {
+      for await (const event of parseSse(response.body!)) {
+        answer = messageOf(event) as typeof answer ?? answer;
+      }
+    }
+    assert.ok(textOf(answer?.result) === sent, "the chunked body came back changed");
+  });
+});
+
 Deno.test("serve: the legacy /message endpoint refuses bad input without harm", async () => {
   await using proxy = await startServe(["--max-body", "1kb"], faulty);
   const abort = new AbortController();

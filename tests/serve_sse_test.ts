@@ -169,6 +169,53 @@ Deno.test("serve SSE: the wire: endpoint event, 202, answers on the stream", asy
     }
   });
 
+  await t.step(
+    "a request reusing the id of one in flight is refused; the first is answered",
+    async () => {
+      const response = await fetch(proxy.sseUrl);
+      const events = new EventReader(response);
+      try {
+        const endpoint = new URL((await events.next()).data, proxy.url);
+        const call = {
+          jsonrpc: "2.0",
+          id: 5,
+          method: "tools/call",
+          params: { name: "sleep", arguments: { ms: 300 } },
+        };
+        for (const body of [initializeMessage(), call, call]) {
+          const posted = await postJson(endpoint, body);
+          assert.equal(posted.status, 202);
+          await posted.body?.cancel();
+        }
+        const messages = [];
+        for (let i = 0; i < 3; i++) messages.push(JSON.parse((await events.next()).data));
+        assert.ok(messages.some((m) => m.id === "init" && m.result), "initialize is answered");
+        // The refusal comes at once, the call's answer after its 300 ms.
+        const [refusal, answer] = messages.filter((m) => m.id === 5);
+        assert.deepEqual(refusal, {
+          jsonrpc: "2.0",
+          id: 5,
+          error: {
+            code: -32600,
+            message: "Invalid Request: id 5 is already used by a request in flight " +
+              "(request ids must not be reused within a session)",
+          },
+        });
+        assert.deepEqual(answer.result.content, [{ type: "text", text: "slept 300 ms" }]);
+        // Once answered, its id is free again.
+        const again = await postJson(endpoint, { jsonrpc: "2.0", id: 5, method: "ping" });
+        await again.body?.cancel();
+        assert.deepEqual(JSON.parse((await events.next()).data), {
+          jsonrpc: "2.0",
+          id: 5,
+          result: {},
+        });
+      } finally {
+        await events.cancel();
+      }
+    },
+  );
+
   await t.step("GET /message is 405", async () => {
     const response = await fetch(new URL("/message?sessionId=x", proxy.url));
     assert.equal(response.status, 405);
@@ -179,6 +226,19 @@ Deno.test("serve SSE: the wire: endpoint event, 202, answers on the stream", asy
 
   await waitFor(async () => (await health(proxy.url)).children === 0);
 });
+
+function initializeMessage() {
+  return {
+    jsonrpc: "2.0",
+    id: "init",
+    method: "initialize",
+    params: {
+      protocolVersion: "2024-11-05",
+      capabilities: {},
+      clientInfo: { name: "raw", version: "1.0.0" },
+    },
+  };
+}
 
 function postJson(url: URL, body: unknown): Promise<Response> {
   return fetch(url, {

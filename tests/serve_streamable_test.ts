@@ -155,6 +155,32 @@ Deno.test("serve /mcp: the transport's rules, by hand", async (t) => {
     assert.deepEqual(Object.fromEntries(byId), { x: "one", y: "two" });
   });
 
+  await t.step(
+    "a request id in flight cannot be reused, nor repeated in a batch (400)",
+    async () => {
+      const session = await open(url, "2025-11-25");
+      const first = await session.post(sleep(4, 300));
+      const reason = "-32600 Invalid Request: id 4 is already used by a request in flight " +
+        "(request ids must not be reused within a session)";
+      assert.equal(await rpcError(await session.post(echo(4, "again")), 400), reason);
+      assert.equal(
+        await rpcError(await session.post([echo(4, "a"), echo(9, "b"), echo(9, "c")]), 400),
+        reason,
+      );
+      assert.equal(
+        await rpcError(await session.post([echo(8, "a"), echo(9, "b"), echo(9, "c")]), 400),
+        reason.replace("id 4", "id 9"),
+      );
+      const answers = (await readAll(first)).map(messageOf).filter((m) => m !== undefined);
+      assert.deepEqual(answers.map((m) => [m.id, textOf(m.result)]), [[4, "slept 300 ms"]]);
+      // Answered, the id is free again; the refused batches reached nothing.
+      const again = await session.post([echo(4, "after"), echo(9, "b")]);
+      const texts = (await readAll(again)).map(messageOf).filter((m) => m !== undefined)
+        .map((m) => [m.id, textOf(m.result)]);
+      assert.deepEqual(new Map(texts as [number, string][]), new Map([[4, "after"], [9, "b"]]));
+    },
+  );
+
   await t.step("Accept must name both types on POST, event-stream on GET (406)", async () => {
     const session = await open(url, "2025-11-25");
     const post = await session.post(echo(2, "c"), { accept: "application/json" });

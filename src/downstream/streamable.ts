@@ -4,7 +4,7 @@
 // and out; a proxy forwards messages that body.ts has already checked, and serializes each once.
 
 import type { JSONRPCMessage, RequestId } from "../jsonrpc.ts";
-import { isRequest, isResponse, jsonText, SESSION_NOT_FOUND } from "../jsonrpc.ts";
+import { isRequest, isResponse, jsonText, reusedIdReason, SESSION_NOT_FOUND } from "../jsonrpc.ts";
 import { SUPPORTED_PROTOCOL_VERSIONS } from "../protocol.ts";
 import type { Transport, TransportSendOptions } from "../sdk.ts";
 import { jsonRpcErrorResponse } from "./body.ts";
@@ -209,6 +209,10 @@ export class StreamableServerTransport implements Transport {
       if (refused) return refused;
     }
     const requests = messages.filter(isRequest);
+    const reused = requests.find((request, i) =>
+      this.#requests.has(request.id) || requests.findIndex((r) => r.id === request.id) < i
+    );
+    if (reused) return jsonRpcErrorResponse(400, -32600, reusedIdReason(reused.id));
     if (requests.length === 0) {
       for (const message of messages) this.onmessage?.(message);
       return new Response(null, { status: 202 });

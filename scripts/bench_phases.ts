@@ -1,7 +1,7 @@
 // One measured run of one target for scripts/bench.ts: cold start, sequential echo latency, CPU
-// per call, throughput at several concurrencies, 1 MiB each way, many concurrent sessions, peak
-// RSS (the proxy's VmHWM, its sampled private RSS and its sampled process tree) and children left
-// after sessions close.
+// per call, throughput at several concurrencies, many concurrent sessions (and the proxy's peak RSS
+// by then), 1 MiB each way, peak RSS over the run (the proxy's VmHWM, its sampled private RSS and
+// its sampled process tree) and children left after sessions close.
 
 import type { Client } from "../tests/support/sdk.ts";
 import { cpuMs, descendants, peakRssMb, TreeSampler } from "./bench_proc.ts";
@@ -19,6 +19,7 @@ export const METRICS = [
   "request1MiBMs",
   "sessionsMs",
   "cpuPerCallMs",
+  "sessionsPeakRssMb",
   "proxyPeakRssMb",
   "proxyPrivateRssMb",
   "treePeakRssMb",
@@ -164,6 +165,22 @@ export async function measureTarget(
     await phaseEnd(`throughputC${concurrency}`);
   }
 
+  // Before the 1 MiB phases: the proxy's RSS while it serves many sessions, after the small
+  // calls, not what large messages left behind (the peak over the whole run is separate).
+  if (target.multiSession) {
+    try {
+      figures.sessionsMs = await manySessions(running, counts.sessions, counts.sessionCalls);
+    } catch (error) {
+      fail(["sessionsMs"], error);
+    }
+    await phaseEnd("sessions");
+    figures.sessionsPeakRssMb = phases.sessions?.peakRssMb ?? null;
+    if (figures.sessionsPeakRssMb === null) notes.sessionsPeakRssMb = "n/a";
+  } else {
+    notes.sessionsMs = "n/a";
+    notes.sessionsPeakRssMb = "n/a";
+  }
+
   try {
     figures.result1MiBMs = await timed(counts.large, async () => {
       const text = await call(main.client, "payload", { kb: 1024 });
@@ -183,15 +200,6 @@ export async function measureTarget(
     fail(["request1MiBMs"], error);
   }
   await phaseEnd("request1MiB");
-
-  if (target.multiSession) {
-    try {
-      figures.sessionsMs = await manySessions(running, counts.sessions, counts.sessionCalls);
-    } catch (error) {
-      fail(["sessionsMs"], error);
-    }
-    await phaseEnd("sessions");
-  } else notes.sessionsMs = "n/a";
 
   await sampler?.sample();
   sampler?.pause();

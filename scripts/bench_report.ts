@@ -122,6 +122,7 @@ export function markdown(summaries: TargetSummary[], sessions: number): string {
     ["1 MiB request", "request1MiBMs", "ms"],
     [`${sessions} sessions`, "sessionsMs", "ms"],
     ["CPU per call", "cpuPerCallMs", "ms"],
+    [`RSS at ${sessions} sessions`, "sessionsPeakRssMb", "MB"],
     ["proxy peak RSS", "proxyPeakRssMb", "MB"],
     ["of it private", "proxyPrivateRssMb", "MB"],
     ["tree peak RSS", "treePeakRssMb", "MB"],

@@ -88,10 +88,16 @@ Deno.test("bench: --quick measures every mode and writes the JSON", async () => 
       }
       const multiSession = !["native-stdio", "ours/connect"].includes(target.id);
       assert.equal(target.median.sessionsMs !== null, multiSession, target.id);
+      if (Deno.build.os === "linux") {
+        assert.equal(target.median.sessionsPeakRssMb !== null, multiSession, target.id);
+      }
       if (target.id !== "native") assert.ok(target.ratio.echoP50Ms > 0, target.id);
       if (Deno.build.os !== "linux") continue;
       assert.ok(target.median.cpuPerCallMs >= 0, target.id);
       assert.ok(target.median.proxyPeakRssMb > 0, target.id);
+      if (multiSession) {
+        assert.ok(target.median.sessionsPeakRssMb <= target.median.proxyPeakRssMb, target.id);
+      }
       // Sampled: what the process holds of its own, not the runtime's mapped executable.
       assert.ok(target.median.proxyPrivateRssMb > 0, target.id);
       assert.ok(target.median.proxyPrivateRssMb < target.median.proxyPeakRssMb, target.id);

@@ -17,7 +17,7 @@ const FLAGS = [
   "--allow-env",
   "--allow-read",
   "--allow-write",
-  "--v8-flags=--max-semi-space-size=2",
+  "--v8-flags=--max-semi-space-size=2,--no-concurrent-recompilation",
 ];
 
 Deno.test("build: the deno compile arguments of every target", async (t) => {

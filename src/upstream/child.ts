@@ -31,6 +31,8 @@ const encoder = new TextEncoder();
 const NEWLINE = new Uint8Array([0x0a]);
 /** From this length on, a message and its newline are written separately (see send). */
 const SPLIT_WRITE_MIN = 64 * 1024;
+/** Read size for a child's stderr (log lines); its stdout is read 64 KiB at a time. */
+const STDERR_READ_SIZE = 4 * 1024;
 const isWindows = Deno.build.os === "windows";
 const live = new Set<Deno.ChildProcess>();
 
@@ -108,7 +110,9 @@ export class ChildTransport implements UpstreamTransport {
     this.#writer.closed.catch(() => {});
     log.debug(`started "${command}" as pid ${child.pid}`);
     const stdout = pumpLines(child.stdout, (line) => this.#onLine(line)).catch(() => {});
-    pumpLines(child.stderr, (line) => log.child(this.#label, line)).catch(() => {});
+    // Log lines are short: a smaller buffer for each child's stderr (a longer line takes reads).
+    pumpLines(child.stderr, (line) => log.child(this.#label, line), STDERR_READ_SIZE)
+      .catch(() => {});
     // A server that closes its stdout but lives on can answer nothing more: it is ended, and
     // requests waiting on it get that as the reason (not a hang).
     void stdout.then(async () => {

@@ -41,29 +41,11 @@ export async function pumpLines(
     if (start < text.length) pending.push(text.slice(start));
   };
   if (source instanceof ReadableStream) {
-    const byob = byobReader(source);
-    if (byob) {
-      // The buffer comes back with each chunk (moved, not copied); the decoder copies what it takes.
-      let buffer = new ArrayBuffer(readSize);
-      try {
-        for (;;) {
-          const chunk = await byob.read(new Uint8Array(buffer));
-          if (chunk.done) break;
-          take(chunk.value);
-          buffer = chunk.value.buffer;
-        }
-      } finally {
-        byob.releaseLock();
-      }
-    } else {
-      const reader = source.getReader();
-      try {
-        for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
-          take(chunk.value);
-        }
-      } finally {
-        reader.releaseLock();
-      }
+    const chunks = chunkReader(source, readSize, readSize);
+    try {
+      for (let chunk = await chunks.read(); chunk; chunk = await chunks.read()) take(chunk);
+    } finally {
+      chunks.release();
     }
   } else {
     // One buffer for every read: the decoder copies what it takes.
@@ -76,11 +58,49 @@ export async function pumpLines(
   if (tail.length > 0) deliver(tail);
 }
 
-/** A BYOB reader of `source` when it is a byte stream; undefined for other streams. */
-function byobReader(source: ReadableStream<Uint8Array>): ReadableStreamBYOBReader | undefined {
+/** Chunks of a stream, each valid until the next read. */
+export interface ChunkReader {
+  /** The next chunk, or undefined at the end. */
+  read(): Promise<Uint8Array | undefined>;
+  cancel(): Promise<void>;
+  release(): void;
+}
+
+/**
+ * Reads `source` in chunks. A byte stream (a child's pipe, a fetch body) is read into one buffer
+ * of our own, moved with each chunk and reused: no new 64 KiB buffer for every read, nor held by
+ * every idle stream while it waits. The buffer starts at `first` bytes; a read that fills it
+ * doubles it for the next one, up to `max` (a large message then arrives in fewer reads).
+ */
+export function chunkReader(
+  source: ReadableStream<Uint8Array>,
+  first: number,
+  max: number,
+): ChunkReader {
+  let byob: ReadableStreamBYOBReader;
   try {
-    return source.getReader({ mode: "byob" });
+    byob = source.getReader({ mode: "byob" });
   } catch {
-    return undefined;
+    const reader = source.getReader();
+    return {
+      read: async () => (await reader.read()).value,
+      cancel: () => reader.cancel(),
+      release: () => reader.releaseLock(),
+    };
   }
+  let buffer = new ArrayBuffer(first);
+  return {
+    async read() {
+      const chunk = await byob.read(new Uint8Array(buffer));
+      if (chunk.done) return undefined;
+      buffer = chunk.value.buffer;
+      if (chunk.value.byteLength === buffer.byteLength && buffer.byteLength < max) {
+        // The chunk stays valid: the next read gets a new, larger buffer.
+        buffer = new ArrayBuffer(Math.min(buffer.byteLength * 2, max));
+      }
+      return chunk.value;
+    },
+    cancel: () => byob.cancel(),
+    release: () => byob.releaseLock(),
+  };
 }

@@ -2,6 +2,8 @@
 // line ends; `data`, `event`, `id`, `retry`; comments), in one pass over each chunk: a long line
 // split over many chunks is joined once, when it ends.
 
+import { chunkReader } from "../lines.ts";
+
 export interface SseEvent {
   /** The event type; "message" when the event named none. */
   event: string;
@@ -26,7 +28,7 @@ export async function readEvents(
   until: ReadUntil = {},
 ): Promise<unknown> {
   if (!body) return undefined;
-  const chunks = chunkReader(body);
+  const chunks = chunkReader(body, FIRST_READ, MAX_READ);
   const decoder = new TextDecoder();
   let ended = false;
   const cancel = () => void chunks.cancel().catch(() => {});
@@ -51,41 +53,6 @@ export async function readEvents(
 const FIRST_READ = 8 * 1024;
 /** Reads that fill their buffer double it, up to this (a large message arrives in fewer reads). */
 const MAX_READ = 64 * 1024;
-
-/**
- * Chunks of `body`, each valid until the next read. A byte stream (a fetch body) is read into one
- * buffer of our own, reused (moved with each chunk): no 64 KiB buffer allocated for every read,
- * nor held by every idle stream while it waits.
- */
-function chunkReader(body: ReadableStream<Uint8Array>): {
-  read(): Promise<Uint8Array | undefined>;
-  cancel(): Promise<void>;
-} {
-  let byob: ReadableStreamBYOBReader | undefined;
-  try {
-    byob = body.getReader({ mode: "byob" });
-  } catch {
-    const reader = body.getReader();
-    return {
-      read: async () => (await reader.read()).value,
-      cancel: () => reader.cancel(),
-    };
-  }
-  let buffer = new ArrayBuffer(FIRST_READ);
-  return {
-    async read() {
-      const chunk = await byob.read(new Uint8Array(buffer));
-      if (chunk.done) return undefined;
-      buffer = chunk.value.buffer;
-      if (chunk.value.byteLength === buffer.byteLength && buffer.byteLength < MAX_READ) {
-        // The chunk stays valid: the next read gets a new, larger buffer.
-        buffer = new ArrayBuffer(buffer.byteLength * 2);
-      }
-      return chunk.value;
-    },
-    cancel: () => byob.cancel(),
-  };
-}
 
 export class SseParser {
   /**

@@ -2,6 +2,7 @@
 // session, the SDK SSE client drives every feature through it, and raw fetch checks the wire.
 
 import assert from "node:assert/strict";
+import { INITIALIZE } from "./support/raw_session.ts";
 import { fixtureCommand, startServe } from "./support/cli.ts";
 import { connectSse, textOf } from "./support/client.ts";
 import { checkCatalog, checkRoundTrips, ROUND_TRIP_CAPABILITIES } from "./support/features.ts";
@@ -182,7 +183,7 @@ Deno.test("serve SSE: the wire: endpoint event, 202, answers on the stream", asy
           method: "tools/call",
           params: { name: "sleep", arguments: { ms: 300 } },
         };
-        for (const body of [initializeMessage(), call, call]) {
+        for (const body of [INITIALIZE, call, call]) {
           const posted = await postJson(endpoint, body);
           assert.equal(posted.status, 202);
           await posted.body?.cancel();
@@ -226,19 +227,6 @@ Deno.test("serve SSE: the wire: endpoint event, 202, answers on the stream", asy
 
   await waitFor(async () => (await health(proxy.url)).children === 0);
 });
-
-function initializeMessage() {
-  return {
-    jsonrpc: "2.0",
-    id: "init",
-    method: "initialize",
-    params: {
-      protocolVersion: "2024-11-05",
-      capabilities: {},
-      clientInfo: { name: "raw", version: "1.0.0" },
-    },
-  };
-}
 
 function postJson(url: URL, body: unknown): Promise<Response> {
   return fetch(url, {

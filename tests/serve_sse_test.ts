@@ -87,7 +87,7 @@ Deno.test("serve SSE: the wire: endpoint event, 202, answers on the stream", asy
     const events = new EventReader(response);
     try {
       const endpoint = new URL((await events.next()).data, proxy.url);
-      const posted = await postJson(endpoint, {
+      await postAccepted(endpoint, {
         jsonrpc: "2.0",
         id: "init-1",
         method: "initialize",
@@ -97,8 +97,6 @@ Deno.test("serve SSE: the wire: endpoint event, 202, answers on the stream", asy
           clientInfo: { name: "raw", version: "1.0.0" },
         },
       });
-      assert.equal(posted.status, 202);
-      await posted.body?.cancel();
       const answer = await events.next();
       assert.equal(answer.event ?? "message", "message");
       const message = JSON.parse(answer.data);
@@ -157,9 +155,7 @@ Deno.test("serve SSE: the wire: endpoint event, 202, answers on the stream", asy
       assert.equal(body.id, null);
       assert.equal(body.error.code, -32700);
       // The session survives a bad POST.
-      const ping = await postJson(endpoint, { jsonrpc: "2.0", id: 7, method: "ping" });
-      assert.equal(ping.status, 202);
-      await ping.body?.cancel();
+      await postAccepted(endpoint, { jsonrpc: "2.0", id: 7, method: "ping" });
       assert.deepEqual(JSON.parse((await events.next()).data), {
         jsonrpc: "2.0",
         id: 7,
@@ -183,11 +179,7 @@ Deno.test("serve SSE: the wire: endpoint event, 202, answers on the stream", asy
           method: "tools/call",
           params: { name: "sleep", arguments: { ms: 300 } },
         };
-        for (const body of [INITIALIZE, call, call]) {
-          const posted = await postJson(endpoint, body);
-          assert.equal(posted.status, 202);
-          await posted.body?.cancel();
-        }
+        for (const body of [INITIALIZE, call, call]) await postAccepted(endpoint, body);
         const messages = [];
         for (let i = 0; i < 3; i++) messages.push(JSON.parse((await events.next()).data));
         assert.ok(messages.some((m) => m.id === "init" && m.result), "initialize is answered");
@@ -204,8 +196,7 @@ Deno.test("serve SSE: the wire: endpoint event, 202, answers on the stream", asy
         });
         assert.deepEqual(answer.result.content, [{ type: "text", text: "slept 300 ms" }]);
         // Once answered, its id is free again.
-        const again = await postJson(endpoint, { jsonrpc: "2.0", id: 5, method: "ping" });
-        await again.body?.cancel();
+        await postAccepted(endpoint, { jsonrpc: "2.0", id: 5, method: "ping" });
         assert.deepEqual(JSON.parse((await events.next()).data), {
           jsonrpc: "2.0",
           id: 5,
@@ -227,6 +218,13 @@ Deno.test("serve SSE: the wire: endpoint event, 202, answers on the stream", asy
 
   await waitFor(async () => (await health(proxy.url)).children === 0);
 });
+
+/** POSTs to a session's /message endpoint, which takes it with 202 (answers come on the stream). */
+async function postAccepted(url: URL, body: unknown): Promise<void> {
+  const posted = await postJson(url, body);
+  assert.equal(posted.status, 202);
+  await posted.body?.cancel();
+}
 
 function postJson(url: URL, body: unknown): Promise<Response> {
   return fetch(url, {

@@ -6,8 +6,11 @@ import type { FetchLike } from "../sdk.ts";
 import { parseBearerChallenge } from "./challenge.ts";
 import type { OAuthProvider } from "./provider.ts";
 
+/** What authFetch needs of the OAuthProvider. */
+export type TokenSource = Pick<OAuthProvider, "token" | "unauthorized" | "insufficientScope">;
+
 /** Wraps `base` (which carries the --header values) with the provider's tokens. */
-export function authFetch(base: FetchLike, provider: OAuthProvider): FetchLike {
+export function authFetch(base: FetchLike, provider: TokenSource): FetchLike {
   const send = (url: string | URL, init: RequestInit | undefined, token: string | undefined) => {
     if (!token) return base(url, init);
     const headers = new Headers(init?.headers);

@@ -1,13 +1,16 @@
 // Turns the OAuth flags into a provider: reads the JSON and @file values (a bad one is a usage
-// error naming the flag) and wraps the upstream fetch so tokens travel with every request.
+// error naming the flag) and wraps the upstream fetch so tokens travel with every request. The
+// provider itself (and oauth4webapi) loads only once a server needs it.
 
 import type { OAuthSpec } from "../cli_remote.ts";
 import { formatError, UsageError } from "../errors.ts";
-import { addSecret } from "../log.ts";
+import { addSecret, log } from "../log.ts";
 import type { FetchLike } from "../sdk.ts";
-import { authFetch } from "./auth_fetch.ts";
+import { authFetch, type TokenSource } from "./auth_fetch.ts";
+import type { BearerChallenge } from "./challenge.ts";
 import type { StaticClientInfo } from "./client.ts";
-import { OAuthProvider } from "./provider.ts";
+import type { OAuthOptions, OAuthProvider } from "./provider.ts";
+import { ServerStore } from "./store.ts";
 
 export interface OAuthWiring {
   spec: OAuthSpec;
@@ -33,7 +36,7 @@ export async function oauthFetch(
   if (clientInfo !== undefined && typeof clientInfo.client_id !== "string") {
     throw new UsageError('--static-oauth-client-info needs a "client_id" string');
   }
-  const provider = new OAuthProvider({
+  const provider = new LazyProvider({
     serverUrl: wiring.serverUrl,
     label: wiring.label,
     configDir: spec.configDir,
@@ -65,6 +68,57 @@ export async function oauthFetch(
     fetch: authFetch(wiring.upstream, provider),
     waitingForUser: () => provider.waitingForUser,
   };
+}
+
+/**
+ * The OAuthProvider, loaded with oauth4webapi only when it is needed: there are stored tokens to
+ * send, or the server answered 401 or 403. A server that never asks for OAuth costs no OAuth code
+ * (about 4 MB of memory and the time to load it).
+ */
+class LazyProvider implements TokenSource {
+  #options: OAuthOptions;
+  #provider?: OAuthProvider;
+  #loading?: Promise<OAuthProvider>;
+  #stored?: Promise<boolean>;
+
+  constructor(options: OAuthOptions) {
+    this.#options = options;
+  }
+
+  get waitingForUser(): boolean {
+    return this.#provider?.waitingForUser ?? false;
+  }
+
+  async token(): Promise<string | undefined> {
+    if (this.#provider) return this.#provider.token();
+    if (!await (this.#stored ??= this.#hasStoredTokens())) return undefined;
+    return (await this.#load()).token();
+  }
+
+  async unauthorized(challenge: BearerChallenge | undefined, sent?: string): Promise<boolean> {
+    return (await this.#load()).unauthorized(challenge, sent);
+  }
+
+  async insufficientScope(challenge: BearerChallenge, sent?: string): Promise<boolean> {
+    return (await this.#load()).insufficientScope(challenge, sent);
+  }
+
+  #load(): Promise<OAuthProvider> {
+    return this.#loading ??= import("./provider.ts").then(({ OAuthProvider }) =>
+      this.#provider = new OAuthProvider(this.#options)
+    );
+  }
+
+  async #hasStoredTokens(): Promise<boolean> {
+    const { configDir, serverUrl, resource } = this.#options;
+    try {
+      const store = await ServerStore.open(configDir, serverUrl, resource ?? undefined);
+      return await store.readTokens() !== undefined;
+    } catch (error) {
+      log.debug(`no stored tokens: ${formatError(error)}`);
+      return false;
+    }
+  }
 }
 
 /** A flag's JSON object, inline or from @file. */

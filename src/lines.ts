@@ -8,6 +8,23 @@ export interface ByteReader {
 
 const READ_SIZE = 64 * 1024;
 
+const encoder = new TextEncoder();
+/** From this length on, a text is encoded apart from its framing (see framed). */
+const SPLIT_MIN = 64 * 1024;
+
+/**
+ * The UTF-8 bytes of `head + text + tail`, as one or more chunks to write in order. A long text
+ * is encoded by itself, not joined to its framing first: joining would copy it into a new string
+ * of its size, a large object that only a full garbage collection frees.
+ */
+export function framed(head: string, text: string, tail: string): Uint8Array[] {
+  if (text.length < SPLIT_MIN) return [encoder.encode(head + text + tail)];
+  const chunks = [encoder.encode(text)];
+  if (head) chunks.unshift(encoder.encode(head));
+  if (tail) chunks.push(encoder.encode(tail));
+  return chunks;
+}
+
 /**
  * Reads `source` to its end, calling `onLine` for every complete line (without its line break).
  * A final line without a trailing newline is delivered too. Resolves when the source ends.

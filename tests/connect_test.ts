@@ -846,7 +846,8 @@ Deno.test("connect: a call accepted with 202 by a session being retired is answe
 });
 
 Deno.test("connect: a large answer reaches stdout as the server wrote it; a multi-line one as one line", async () => {
-  const pad = "x".repeat(20_000);
+  // Over 64 KiB: written to stdout apart from its newline.
+  const pad = "x".repeat(100_000);
   const line = (id: number) =>
     `{"jsonrpc":"2.0", "id":${id}, "result":{"content":[{"type":"text", "text":"caf\\u00e9 ${pad}"}]}}`;
   await using server = jsonServer((message, headers) => {

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { fixtureCommand, fixturePath, startServe } from "./support/cli.ts";
 import { connectHttp, connectSse, textOf } from "./support/client.ts";
 import { ListRootsRequestSchema } from "./support/sdk.ts";
-import { RawSession } from "./support/raw_session.ts";
+import { messagesOf, RawSession, readAll } from "./support/raw_session.ts";
 import { checkCancellation } from "./support/features.ts";
 
 for (
@@ -80,6 +80,25 @@ Deno.test("serve: multi-megabyte results and requests pass intact", async () => 
   assert.ok(/^x+$/.test(big));
   const text = "\u00e9".repeat(1024 * 1024); // 2 MiB of UTF-8, under the 4 MiB default body limit
   assert.equal(textOf(await client.callTool({ name: "echo", arguments: { text } })), text);
+});
+
+Deno.test("serve: multi-megabyte messages pass intact on event streams (/mcp, /sse)", async () => {
+  await using proxy = await startServe([], fixtureCommand("faulty_stdio.ts"));
+  // Over 64 KiB, so each event is written apart from its framing; multi-byte characters.
+  const text = "\u00e9\u20ac\u{1f600}x".repeat(200_000);
+  // A batch's answers always come on an event stream.
+  const session = await RawSession.open(proxy.mcpUrl);
+  const response = await session.post([RawSession.call("b1", "echo", { text })]);
+  assert.equal(response.headers.get("content-type"), "text/event-stream");
+  const [answer] = messagesOf(await readAll(response.body!));
+  assert.equal(answer?.id, "b1");
+  assert.equal(textOf(answer!.result), text);
+  await session.delete();
+  await using sse = await connectSse(proxy.sseUrl);
+  assert.equal(textOf(await sse.callTool({ name: "echo", arguments: { text } })), text);
+  const big = textOf(await sse.callTool({ name: "big", arguments: { kb: 4096 } }));
+  assert.equal(big.length, 4096 * 1024);
+  assert.ok(/^x+$/.test(big));
 });
 
 Deno.test("serve: a large answer reaches the client as the server wrote it, not re-serialized", async () => {

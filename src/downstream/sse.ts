@@ -4,6 +4,7 @@
 import type { Transport } from "../sdk.ts";
 import { type JSONRPCMessage, jsonText } from "../jsonrpc.ts";
 import { log } from "../log.ts";
+import { framed } from "../lines.ts";
 import { admit, MAX_UNREAD_BYTES } from "./streamable.ts";
 
 const encoder = new TextEncoder();
@@ -40,7 +41,7 @@ export class SseServerTransport implements Transport {
         "x-accel-buffering": "no",
       },
     });
-    this.#keepalive = setInterval(() => this.#write(": keepalive\n\n"), KEEPALIVE_MS);
+    this.#keepalive = setInterval(() => this.#write(": keepalive\n\n", "", ""), KEEPALIVE_MS);
   }
 
   start(): Promise<void> {
@@ -49,7 +50,7 @@ export class SseServerTransport implements Transport {
 
   send(message: JSONRPCMessage): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("SSE stream is closed"));
-    this.#write(`event: message\ndata: ${jsonText(message)}\n\n`);
+    this.#write("event: message\ndata: ", jsonText(message), "\n\n");
     return Promise.resolve();
   }
 
@@ -72,12 +73,15 @@ export class SseServerTransport implements Transport {
   }
 
   /** Writes an event; a client that left MAX_UNREAD_BYTES unread ends the session. */
-  #write(text: string): void {
+  #write(head: string, text: string, tail: string): void {
     const controller = this.#controller;
     if (!controller) return;
     try {
-      const bytes = encoder.encode(text);
-      if (admit(controller, this.#unread, bytes)) return controller.enqueue(bytes);
+      const chunks = framed(head, text, tail);
+      if (admit(controller, this.#unread, chunks)) {
+        for (const bytes of chunks) controller.enqueue(bytes);
+        return;
+      }
       log.warn(`SSE session ${this.sessionId}: the client is not reading its stream; ended`);
       controller.error(new Error("the client is not reading this stream"));
       this.#controller = undefined;

@@ -7,6 +7,7 @@ import type { JSONRPCMessage, RequestId } from "../jsonrpc.ts";
 import { isRequest, isResponse, jsonText, reusedIdReason, SESSION_NOT_FOUND } from "../jsonrpc.ts";
 import { SUPPORTED_PROTOCOL_VERSIONS } from "../protocol.ts";
 import type { Transport, TransportSendOptions } from "../sdk.ts";
+import { framed } from "../lines.ts";
 import { jsonRpcErrorResponse } from "./body.ts";
 import type { BoundedEventStore } from "./event_store.ts";
 
@@ -133,7 +134,7 @@ export class StreamableServerTransport implements Transport {
     const eventId = events?.append(streamId, message, json.length);
     if (stream?.controller) {
       const id = eventId === undefined ? "" : `id: ${eventId}\n`;
-      write(stream, encoder.encode(`event: message\n${id}data: ${json}\n\n`));
+      write(stream, ...framed(`event: message\n${id}data: `, json, "\n\n"));
     }
     if (answer && stream) {
       this.#requests.delete(related!);
@@ -307,10 +308,8 @@ export class StreamableServerTransport implements Transport {
     this.#streams.set(streamId, stream);
     const readable = this.#open(streamId, stream);
     for (const [id, message] of missed) {
-      write(
-        stream,
-        encoder.encode(`event: message\nid: ${id}\ndata: ${jsonText(message)}\n\n`),
-      );
+      const head = `event: message\nid: ${id}\ndata: `;
+      write(stream, ...framed(head, jsonText(message), "\n\n"));
     }
     if (streamId !== GET_STREAM && stream.pending.size === 0) this.#end(streamId);
     return this.#sse(readable);
@@ -394,11 +393,14 @@ export class StreamableServerTransport implements Transport {
  * Writes to the stream's connection; a connection that cannot take it, or whose client has left
  * MAX_UNREAD_BYTES unread, is dropped (what it missed stays in the event store).
  */
-function write(stream: Stream, bytes: Uint8Array): void {
+function write(stream: Stream, ...chunks: Uint8Array[]): void {
   const controller = stream.controller;
   if (!controller) return;
   try {
-    if (admit(controller, stream, bytes)) return controller.enqueue(bytes);
+    if (admit(controller, stream, chunks)) {
+      for (const bytes of chunks) controller.enqueue(bytes);
+      return;
+    }
     controller.error(new Error("the client is not reading this stream"));
   } catch {
     // Closed or cancelled already.
@@ -407,18 +409,21 @@ function write(stream: Stream, bytes: Uint8Array): void {
 }
 
 /**
- * Whether `bytes` may be queued for the client: not when it has left MAX_UNREAD_BYTES unread, or
- * more than the biggest message queued since it last caught up (one big message may take a while
- * to read). `state.biggest` is reset by the stream's pull, when the client has caught up.
+ * Whether a message (its `chunks`) may be queued for the client: not when it has left
+ * MAX_UNREAD_BYTES unread, or more than the biggest message queued since it last caught up (one
+ * big message may take a while to read). `state.biggest` is reset by the stream's pull, when the
+ * client has caught up.
  */
 export function admit(
   controller: ReadableStreamDefaultController<Uint8Array>,
   state: { biggest?: number },
-  bytes: Uint8Array,
+  chunks: readonly Uint8Array[],
 ): boolean {
   const queued = MAX_UNREAD_BYTES - (controller.desiredSize ?? 0);
   if (queued >= Math.max(MAX_UNREAD_BYTES, state.biggest ?? 0)) return false;
-  state.biggest = Math.max(state.biggest ?? 0, bytes.length);
+  let size = 0;
+  for (const bytes of chunks) size += bytes.length;
+  state.biggest = Math.max(state.biggest ?? 0, size);
   return true;
 }
 

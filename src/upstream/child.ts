@@ -4,7 +4,7 @@
 import type { Transport } from "../sdk.ts";
 import { formatError, permissionError, ProxyError } from "../errors.ts";
 import { checkMessage, type JSONRPCMessage, jsonText, keepText } from "../jsonrpc.ts";
-import { pumpLines } from "../lines.ts";
+import { framed, pumpLines } from "../lines.ts";
 import { log } from "../log.ts";
 import { hostSystem, resolveCommand } from "./resolve_command.ts";
 
@@ -27,10 +27,6 @@ export interface ChildOptions {
   killGraceMs?: number;
 }
 
-const encoder = new TextEncoder();
-const NEWLINE = new Uint8Array([0x0a]);
-/** From this length on, a message and its newline are written separately (see send). */
-const SPLIT_WRITE_MIN = 64 * 1024;
 /** Read size for a child's stderr (log lines); its stdout is read 64 KiB at a time. */
 const STDERR_READ_SIZE = 4 * 1024;
 const isWindows = Deno.build.os === "windows";
@@ -152,14 +148,8 @@ export class ChildTransport implements UpstreamTransport {
       throw new ProxyError("upstream", `MCP server ${this.closeReason ?? "is not running"}`);
     }
     try {
-      const json = jsonText(message);
-      if (json.length < SPLIT_WRITE_MIN) {
-        await writer.write(encoder.encode(json + "\n"));
-      } else {
-        // Two writes, queued together: no copy of a large text just to add its newline.
-        const text = writer.write(encoder.encode(json));
-        await Promise.all([text, writer.write(NEWLINE)]);
-      }
+      // A large message and its newline are two writes, queued together.
+      await Promise.all(framed("", jsonText(message), "\n").map((bytes) => writer.write(bytes)));
     } catch (error) {
       throw new ProxyError("upstream", `cannot write to MCP server ${this.#label}`, {
         cause: error,

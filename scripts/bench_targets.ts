@@ -4,7 +4,7 @@
 
 import { fileURLToPath } from "node:url";
 import { pumpLines } from "../src/lines.ts";
-import { runFlags } from "../src/permissions.ts";
+import { runFlags, V8_FLAGS } from "../src/permissions.ts";
 import { fixturePath, MAIN } from "../tests/support/cli.ts";
 import { connectHttp, connectSse, endSession } from "../tests/support/client.ts";
 import { Client, StdioClientTransport } from "../tests/support/sdk.ts";
@@ -12,6 +12,7 @@ import { Client, StdioClientTransport } from "../tests/support/sdk.ts";
 export type Direction =
   | "baseline"
   | "stdio, no proxy"
+  | "HTTP hop, no MCP"
   | "serve /mcp"
   | "serve /mcp --prewarm 1"
   | "serve /mcp --stateless"
@@ -56,6 +57,7 @@ export interface Target {
 
 const ROOT_DIR = fileURLToPath(new URL("../", import.meta.url));
 const BENCH_SERVER = fixturePath("bench_server.ts");
+const BENCH_FORWARDER = fixturePath("bench_forwarder.ts");
 /** The stdio server every proxy spawns: our benchmark fixture, with no permissions. */
 export const STDIO_SERVER = [Deno.execPath(), "run", "--no-prompt", "--quiet", BENCH_SERVER];
 
@@ -282,6 +284,32 @@ export function ourTargets(variant?: Variant): Target[] {
       spawnsChildren: false,
       multiSession: false,
       start: () => Promise.resolve(startStdio(STDIO_SERVER)),
+    },
+    {
+      // Not a proxy either: the least any Deno process in the middle costs (Deno.serve and
+      // fetch, bodies passed through unread, under our V8 flags), the floor under serve <url>.
+      id: "http-hop",
+      implementation: "Deno.serve + fetch, bodies passed through",
+      direction: "HTTP hop, no MCP",
+      remote: true,
+      spawnsChildren: false,
+      multiSession: true,
+      start: (remote) =>
+        startHttp(
+          [
+            Deno.execPath(),
+            "run",
+            "--no-prompt",
+            "--quiet",
+            "--allow-net=127.0.0.1",
+            ...V8_FLAGS,
+            BENCH_FORWARDER,
+            remote!,
+          ],
+          /^listening (\S+)/,
+          (m) => new URL(m[1]!),
+          "http",
+        ),
     },
     serve("mcp"),
     serve("mcp", "--prewarm"),

@@ -20,6 +20,7 @@ function benchCommand(): string[] {
 const ROWS = [
   ["baseline", "native (no proxy)"],
   ["stdio, no proxy", "bench server over stdio"],
+  ["HTTP hop, no MCP", "Deno.serve + fetch, bodies passed through"],
   ["serve /mcp", "mcp-proxy (ours)"],
   ["serve /sse", "mcp-proxy (ours)"],
   ["serve <url>", "mcp-proxy (ours)"],
@@ -62,6 +63,7 @@ Deno.test("bench: --quick measures every mode and writes the JSON", async () => 
     assert.deepEqual(ids, [
       "native",
       "native-stdio",
+      "http-hop",
       "ours/serve-mcp",
       "ours/serve-mcp-prewarm",
       "ours/serve-mcp-stateless",

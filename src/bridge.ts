@@ -77,9 +77,10 @@ export interface ForgettingTransport extends Transport {
 /**
  * Connects `downstream` and `upstream`. Requests from downstream are remembered until answered;
  * when the upstream closes, each gets a JSON-RPC error naming why, then the downstream is closed.
- * Messages the upstream sends on its own are sent downstream as related to the request they most
- * likely belong to (progress by token, others to the newest request in flight), so a Streamable
- * HTTP downstream can deliver them on that request's stream.
+ * Messages the upstream sends on its own are sent downstream as related to the request they
+ * belong to (progress by token; others by the response stream they came on, when the upstream
+ * says, else the newest request in flight), so a Streamable HTTP downstream can deliver them on
+ * that request's stream.
  */
 export class Bridge {
   readonly downstream: ForgettingTransport;
@@ -160,7 +161,8 @@ export class Bridge {
   async start(): Promise<void> {
     // Closed before it started (a session opened during shutdown): nothing may be spawned.
     if (this.#closed) return;
-    this.upstream.onmessage = (message) => this.#fromUpstream(message);
+    this.upstream.onmessage = (message, extra) =>
+      this.#fromUpstream(message, extra?.relatedRequestId);
     this.upstream.onerror = (error) => log.debug(`upstream: ${formatError(error)}`);
     this.upstream.onclose = () => void this.#upstreamClosed();
     this.downstream.onmessage = (message) => void this.#fromDownstream(message);
@@ -237,7 +239,8 @@ export class Bridge {
     }
   }
 
-  #fromUpstream(message: JSONRPCMessage): void {
+  /** `streamOf`: the request on whose response stream the upstream sent it, if it knows. */
+  #fromUpstream(message: JSONRPCMessage, streamOf?: RequestId): void {
     let related: RequestId | undefined;
     if (isResponse(message)) {
       related = message.id;
@@ -258,7 +261,9 @@ export class Bridge {
         this.#arm(related, this.#pending.get(related));
       }
     } else {
-      related = this.#newestPending();
+      related = streamOf !== undefined && this.#pending.has(streamOf)
+        ? streamOf
+        : this.#newestPending();
       const pending = related === undefined ? undefined : this.#pending.get(related);
       if (isRequest(message) && pending) {
         // The server asks the client something for this request; a person may take a while.

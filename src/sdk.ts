@@ -22,6 +22,8 @@ export type {
   Transport,
   TransportSendOptions,
 } from "@modelcontextprotocol/sdk/shared/transport.js";
+// @ts-types="@modelcontextprotocol/sdk/types"
+export type { MessageExtraInfo } from "@modelcontextprotocol/sdk/types.js";
 // @ts-types="@modelcontextprotocol/sdk/server/webStandardStreamableHttp"
 export {
   type EventStore,

@@ -6,6 +6,8 @@ import { fixtureCommand, startServe } from "./support/cli.ts";
 import { connectHttp, connectSse, endSession, textOf } from "./support/client.ts";
 import { checkCatalog, checkRoundTrips, ROUND_TRIP_CAPABILITIES } from "./support/features.ts";
 import { startNative } from "./support/native.ts";
+import { RawSession } from "./support/raw_session.ts";
+import { messageOf, parseSse } from "./support/sse.ts";
 import { waitFor } from "./support/wait.ts";
 
 Deno.test("serve <url>: the full feature set, over Streamable HTTP and SSE", async () => {
@@ -67,4 +69,89 @@ Deno.test("serve: the tool filter applies to a stdio command too", async () => {
     textOf(await client.callTool({ name: "echo", arguments: { text: "alive" } })),
     "alive",
   );
+});
+
+Deno.test("serve <url>: a server's request goes on the stream of the call it came with, not the newest", async () => {
+  // The remote asks the client (roots/list) on the stream of call "a" once call "b" is in flight
+  // too: the question belongs to "a", so the client must get it on a's stream.
+  let bArrived!: () => void;
+  const bIn = new Promise<void>((resolve) => (bArrived = resolve));
+  let rootsAnswered!: () => void;
+  const answered = new Promise<void>((resolve) => (rootsAnswered = resolve));
+  let aAnswered!: () => void;
+  const aDone = new Promise<void>((resolve) => (aAnswered = resolve));
+  const stream = (events: (send: (message: unknown) => void) => Promise<void>) => {
+    const encoder = new TextEncoder();
+    const body = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        await events((message) =>
+          controller.enqueue(encoder.encode(`event: message\ndata: ${JSON.stringify(message)}\n\n`))
+        );
+        controller.close();
+      },
+    });
+    return new Response(body, {
+      headers: { "content-type": "text/event-stream", "mcp-session-id": "s1" },
+    });
+  };
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (req) => {
+      if (req.method === "GET") return new Response(null, { status: 405 });
+      if (req.method === "DELETE") return new Response(null, { status: 200 });
+      const message = await req.json();
+      if (message.method === "initialize") {
+        return Response.json({
+          jsonrpc: "2.0",
+          id: message.id,
+          result: {
+            protocolVersion: message.params.protocolVersion,
+            capabilities: { tools: {} },
+            serverInfo: { name: "inline", version: "1" },
+          },
+        }, { headers: { "mcp-session-id": "s1" } });
+      }
+      if (!("method" in message)) rootsAnswered();
+      if (message.id === undefined || !("method" in message)) {
+        return new Response(null, { status: 202 });
+      }
+      const answer = { jsonrpc: "2.0", id: message.id, result: { content: [] } };
+      if (message.params?.name === "a") {
+        return stream(async (send) => {
+          await bIn;
+          send({ jsonrpc: "2.0", id: "q1", method: "roots/list" });
+          await answered;
+          send(answer);
+          aAnswered();
+        });
+      }
+      bArrived();
+      return stream(async (send) => {
+        await aDone;
+        send(answer);
+      });
+    },
+  );
+  await using proxy = await startServe([`http://127.0.0.1:${server.addr.port}/mcp`]);
+  const session = await RawSession.open(proxy.mcpUrl);
+  const read = async (response: Response) => {
+    const messages: Record<string, unknown>[] = [];
+    for await (const event of parseSse(response.body!)) {
+      const message = messageOf(event);
+      if (!message) continue;
+      messages.push(message);
+      if (message.method === "roots/list") {
+        const reply = await session.post({ jsonrpc: "2.0", id: message.id, result: { roots: [] } });
+        await reply.body?.cancel();
+      }
+    }
+    return messages;
+  };
+  // "a" is on its event stream (held no longer) before "b" is sent.
+  const a = read(await session.post(RawSession.call("a", "a")));
+  const b = read(await session.post(RawSession.call("b", "b")));
+  const [onA, onB] = await Promise.all([a, b]);
+  assert.deepEqual(onA.map((m) => m.method ?? m.id), ["roots/list", "a"]);
+  assert.deepEqual(onB.map((m) => m.method ?? m.id), ["b"]);
+  await session.delete();
 });

@@ -1,9 +1,15 @@
 // Transport over a stdio MCP server we spawn with Deno.Command (never a shell): newline-delimited
 // JSON-RPC on its stdin/stdout, its stderr relayed line by line, non-protocol stdout lines dropped.
 
-import type { Transport } from "../sdk.ts";
+import type { MessageExtraInfo, Transport } from "../sdk.ts";
 import { formatError, permissionError, ProxyError } from "../errors.ts";
-import { checkMessage, type JSONRPCMessage, jsonText, keepText } from "../jsonrpc.ts";
+import {
+  checkMessage,
+  type JSONRPCMessage,
+  jsonText,
+  keepText,
+  type RequestId,
+} from "../jsonrpc.ts";
 import { framed, pumpLines } from "../lines.ts";
 import { log } from "../log.ts";
 import { hostSystem, resolveCommand } from "./resolve_command.ts";
@@ -15,7 +21,16 @@ const STDOUT_GRACE_MS = 1000;
 export interface UpstreamTransport extends Transport {
   /** Set once closed: e.g. "exited with code 1". */
   readonly closeReason?: string;
+  /**
+   * A message from the server; `extra.relatedRequestId`, when the transport knows it, is the
+   * request on whose response stream it came (a Streamable HTTP server's own request or
+   * notification made while handling that request).
+   */
+  onmessage?: (message: JSONRPCMessage, extra?: UpstreamExtra) => void;
 }
+
+/** What an upstream knows of a message beyond the message itself. */
+export type UpstreamExtra = MessageExtraInfo & { relatedRequestId?: RequestId };
 
 export interface ChildOptions {
   command: string;

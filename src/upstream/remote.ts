@@ -20,7 +20,7 @@ import {
 } from "../jsonrpc.ts";
 import { log } from "../log.ts";
 import type { FetchLike } from "../sdk.ts";
-import type { UpstreamTransport } from "./child.ts";
+import type { UpstreamExtra, UpstreamTransport } from "./child.ts";
 import { LegacySseClient } from "./sse_client.ts";
 import { StreamableHttpClient, StreamableHttpError } from "./streamable_client.ts";
 import {
@@ -61,7 +61,7 @@ export interface RemoteOptions {
 export class RemoteTransport implements UpstreamTransport {
   onclose?: () => void;
   onerror?: (error: Error) => void;
-  onmessage?: (message: JSONRPCMessage) => void;
+  onmessage?: (message: JSONRPCMessage, extra?: UpstreamExtra) => void;
   closeReason?: string;
   #options: RemoteOptions;
   #kind?: Kind;
@@ -303,7 +303,8 @@ export class RemoteTransport implements UpstreamTransport {
       // The event stream could not be opened again: the session is over.
       client.onclose = () => this.#connectionLost(client);
     }
-    client.onmessage = (message) => this.#fromRemote(client, message);
+    client.onmessage = (message: JSONRPCMessage, extra?: UpstreamExtra) =>
+      this.#fromRemote(client, message, extra);
     client.onerror = (error) => {
       if (client !== this.#client) return;
       log.debug(`${NAME[kind]}: ${formatError(error)}`);
@@ -359,7 +360,7 @@ export class RemoteTransport implements UpstreamTransport {
     await client.close().catch(() => {});
   }
 
-  #fromRemote(client: Client, message: JSONRPCMessage): void {
+  #fromRemote(client: Client, message: JSONRPCMessage, extra?: UpstreamExtra): void {
     if (client !== this.#client && client !== this.#probing) {
       // A retired session (its GET stream gone) speaks only on the streams of the requests it
       // still carries: their answers, progress and questions to the client pass; nothing else.
@@ -370,7 +371,7 @@ export class RemoteTransport implements UpstreamTransport {
       } else if (isRequest(message)) {
         this.#serverRequests.set(message.id, client);
       }
-      return this.onmessage?.(message);
+      return this.onmessage?.(message, extra);
     }
     if (isResponse(message) && message.id !== undefined) {
       const internal = this.#internal.get(message.id);
@@ -385,7 +386,7 @@ export class RemoteTransport implements UpstreamTransport {
     } else if (isRequest(message)) {
       this.#serverRequests.set(message.id, client);
     }
-    this.onmessage?.(message);
+    this.onmessage?.(message, extra);
   }
 
   /** What a new session needs repeated: initialize, the log level, subscriptions. */

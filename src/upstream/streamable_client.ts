@@ -20,6 +20,7 @@ import { log } from "../log.ts";
 import type { FetchLike } from "../sdk.ts";
 import { fetchWithinOrigin, mediaType, refusal, refusalText } from "./http_request.ts";
 import { readEvents, SseParser } from "./sse_parser.ts";
+import type { UpstreamExtra } from "./child.ts";
 
 /** How a dropped event stream is reopened; the server's `retry` field overrides the delay. */
 export interface Reconnection {
@@ -40,7 +41,8 @@ export class StreamableHttpError extends Error {
 }
 
 export class StreamableHttpClient {
-  onmessage?: (message: JSONRPCMessage) => void;
+  /** `extra.relatedRequestId`: the request on whose POST stream the message came. */
+  onmessage?: (message: JSONRPCMessage, extra?: UpstreamExtra) => void;
   onerror?: (error: Error) => void;
   onclose?: () => void;
   #url: URL;
@@ -278,6 +280,7 @@ export class StreamableHttpClient {
     let messages = 0;
     const stop = request === undefined ? this.#listening : this.#streams.get(request);
     if (!stop || stop.signal.aborted) return void await body?.cancel().catch(() => {});
+    const related = request === undefined ? undefined : { relatedRequestId: request };
     const parser = new SseParser(({ event, data }) => {
       if (event !== "message" || data === "") return;
       messages++;
@@ -286,7 +289,7 @@ export class StreamableHttpClient {
       if (request !== undefined && answers(message, request)) answered = true;
       else if (request === undefined && isResponse(message)) this.#onGet.delete(message.id!);
       try {
-        this.onmessage?.(message);
+        this.onmessage?.(message, related);
       } catch (error) {
         // Ours, not the stream's: the next events are still read.
         this.#failed(error);

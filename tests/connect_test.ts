@@ -17,7 +17,7 @@ import {
   LoggingMessageNotificationSchema,
   ResourceUpdatedNotificationSchema,
 } from "./support/sdk.ts";
-import { type NativeKind, startNative } from "./support/native.ts";
+import { initializeAnswer, type NativeKind, startNative } from "./support/native.ts";
 import { waitFor } from "./support/wait.ts";
 
 Deno.test("connect: the full feature set over Streamable HTTP", async () => {
@@ -974,19 +974,4 @@ function jsonServer(
     if (message.method === "initialize") return initializeAnswer(message, "s1");
     return answer(message, { "content-type": "application/json", "mcp-session-id": "s1" });
   });
-}
-
-function initializeAnswer(
-  message: { id: number | string; params: { protocolVersion: string } },
-  session: string,
-): Response {
-  return Response.json({
-    jsonrpc: "2.0",
-    id: message.id,
-    result: {
-      protocolVersion: message.params.protocolVersion,
-      capabilities: { tools: {} },
-      serverInfo: { name: "inline", version: "1" },
-    },
-  }, { headers: { "mcp-session-id": session } });
 }

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { fixtureCommand, startServe } from "./support/cli.ts";
 import { connectHttp, connectSse, endSession, textOf } from "./support/client.ts";
 import { checkCatalog, checkRoundTrips, ROUND_TRIP_CAPABILITIES } from "./support/features.ts";
-import { startNative } from "./support/native.ts";
+import { initializeAnswer, startNative } from "./support/native.ts";
 import { RawSession } from "./support/raw_session.ts";
 import { messageOf, parseSse } from "./support/sse.ts";
 import { waitFor } from "./support/wait.ts";
@@ -100,17 +100,7 @@ Deno.test("serve <url>: a server's request goes on the stream of the call it cam
       if (req.method === "GET") return new Response(null, { status: 405 });
       if (req.method === "DELETE") return new Response(null, { status: 200 });
       const message = await req.json();
-      if (message.method === "initialize") {
-        return Response.json({
-          jsonrpc: "2.0",
-          id: message.id,
-          result: {
-            protocolVersion: message.params.protocolVersion,
-            capabilities: { tools: {} },
-            serverInfo: { name: "inline", version: "1" },
-          },
-        }, { headers: { "mcp-session-id": "s1" } });
-      }
+      if (message.method === "initialize") return initializeAnswer(message, "s1");
       if (!("method" in message)) rootsAnswered();
       if (message.id === undefined || !("method" in message)) {
         return new Response(null, { status: 202 });

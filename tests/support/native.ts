@@ -55,3 +55,19 @@ export async function startNative(kind: NativeKind = "http"): Promise<NativeServ
     [Symbol.asyncDispose]: kill,
   };
 }
+
+/** The JSON answer of a hand-written remote to `initialize`, giving the session `session`. */
+export function initializeAnswer(
+  message: { id: number | string; params: { protocolVersion: string } },
+  session: string,
+): Response {
+  return Response.json({
+    jsonrpc: "2.0",
+    id: message.id,
+    result: {
+      protocolVersion: message.params.protocolVersion,
+      capabilities: { tools: {} },
+      serverInfo: { name: "inline", version: "1" },
+    },
+  }, { headers: { "mcp-session-id": session } });
+}

@@ -286,7 +286,7 @@ export function ourTargets(variant?: Variant): Target[] {
       start: () => Promise.resolve(startStdio(STDIO_SERVER)),
     },
     {
-      // Not a proxy either: the least any Deno process in the middle costs (Deno.serve and
+      // Not a proxy either: what a bare Deno process in the middle costs (Deno.serve and
       // fetch, bodies passed through unread, under our V8 flags), the floor under serve <url>.
       id: "http-hop",
       implementation: "Deno.serve + fetch, bodies passed through",

@@ -39,6 +39,8 @@ export interface OAuthOptions {
   browser?: string;
   clientCredentials?: ClientCredentials;
   crossAppAccess?: CrossAppAccess;
+  /** The server's store, when it is open already (not opened a second time). */
+  store?: ServerStore;
 }
 
 /** Refresh this long before the access token expires (less for short-lived tokens). */
@@ -61,6 +63,7 @@ export class OAuthProvider {
 
   constructor(options: OAuthOptions) {
     this.#options = options;
+    if (options.store) this.#store = Promise.resolve(options.store);
   }
 
   /** True while a person is expected to act in the browser (request clocks should wait). */

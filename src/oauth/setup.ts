@@ -80,6 +80,8 @@ class LazyProvider implements TokenSource {
   #provider?: OAuthProvider;
   #loading?: Promise<OAuthProvider>;
   #stored?: Promise<boolean>;
+  /** Opened to look for tokens: handed to the provider. */
+  #store?: ServerStore;
 
   constructor(options: OAuthOptions) {
     this.#options = options;
@@ -105,15 +107,15 @@ class LazyProvider implements TokenSource {
 
   #load(): Promise<OAuthProvider> {
     return this.#loading ??= import("./provider.ts").then(({ OAuthProvider }) =>
-      this.#provider = new OAuthProvider(this.#options)
+      this.#provider = new OAuthProvider({ ...this.#options, store: this.#store })
     );
   }
 
   async #hasStoredTokens(): Promise<boolean> {
     const { configDir, serverUrl, resource } = this.#options;
     try {
-      const store = await ServerStore.open(configDir, serverUrl, resource ?? undefined);
-      return await store.readTokens() !== undefined;
+      this.#store = await ServerStore.open(configDir, serverUrl, resource ?? undefined);
+      return await this.#store.readTokens() !== undefined;
     } catch (error) {
       log.debug(`no stored tokens: ${formatError(error)}`);
       return false;

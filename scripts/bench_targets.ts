@@ -13,6 +13,7 @@ export type Direction =
   | "baseline"
   | "stdio, no proxy"
   | "HTTP hop, no MCP"
+  | "stdio hop, no MCP"
   | "serve /mcp"
   | "serve /mcp --prewarm 1"
   | "serve /mcp --stateless"
@@ -58,6 +59,7 @@ export interface Target {
 const ROOT_DIR = fileURLToPath(new URL("../", import.meta.url));
 const BENCH_SERVER = fixturePath("bench_server.ts");
 const BENCH_FORWARDER = fixturePath("bench_forwarder.ts");
+const BENCH_STDIO_FORWARDER = fixturePath("bench_stdio_forwarder.ts");
 /** The stdio server every proxy spawns: our benchmark fixture, with no permissions. */
 export const STDIO_SERVER = [Deno.execPath(), "run", "--no-prompt", "--quiet", BENCH_SERVER];
 
@@ -310,6 +312,27 @@ export function ourTargets(variant?: Variant): Target[] {
           (m) => new URL(m[1]!),
           "http",
         ),
+    },
+    {
+      // The same for connect: a bare Deno process between a stdio client and the remote (lines
+      // POSTed as they are, answers written as they come), the floor under connect.
+      id: "stdio-hop",
+      implementation: "stdin lines POSTed, answers to stdout",
+      direction: "stdio hop, no MCP",
+      remote: true,
+      spawnsChildren: false,
+      multiSession: false,
+      start: (remote) =>
+        Promise.resolve(startStdio([
+          Deno.execPath(),
+          "run",
+          "--no-prompt",
+          "--quiet",
+          "--allow-net=127.0.0.1",
+          ...V8_FLAGS,
+          BENCH_STDIO_FORWARDER,
+          remote!,
+        ])),
     },
     serve("mcp"),
     serve("mcp", "--prewarm"),

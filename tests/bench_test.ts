@@ -21,6 +21,7 @@ const ROWS = [
   ["baseline", "native (no proxy)"],
   ["stdio, no proxy", "bench server over stdio"],
   ["HTTP hop, no MCP", "Deno.serve + fetch, bodies passed through"],
+  ["stdio hop, no MCP", "stdin lines POSTed, answers to stdout"],
   ["serve /mcp", "mcp-proxy (ours)"],
   ["serve /sse", "mcp-proxy (ours)"],
   ["serve <url>", "mcp-proxy (ours)"],
@@ -64,6 +65,7 @@ Deno.test("bench: --quick measures every mode and writes the JSON", async () => 
       "native",
       "native-stdio",
       "http-hop",
+      "stdio-hop",
       "ours/serve-mcp",
       "ours/serve-mcp-prewarm",
       "ours/serve-mcp-stateless",
@@ -88,7 +90,7 @@ Deno.test("bench: --quick measures every mode and writes the JSON", async () => 
       ) {
         assert.ok(target.median[metric] > 0, `${target.id} ${metric}: ${target.notes[metric]}`);
       }
-      const multiSession = !["native-stdio", "ours/connect"].includes(target.id);
+      const multiSession = !["native-stdio", "stdio-hop", "ours/connect"].includes(target.id);
       assert.equal(target.median.sessionsMs !== null, multiSession, target.id);
       if (Deno.build.os === "linux") {
         assert.equal(target.median.sessionsPeakRssMb !== null, multiSession, target.id);

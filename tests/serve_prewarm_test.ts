@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { fixtureCommand, runCli, startServe } from "./support/cli.ts";
 import { connectHttp, endSession, initializeJson, POST_HEADERS, textOf } from "./support/client.ts";
-import { alive } from "./support/gateway.ts";
+import { alive, tempDir } from "./support/gateway.ts";
 import { health, waitFor } from "./support/wait.ts";
 
 const faulty = fixtureCommand("faulty_stdio.ts");
@@ -68,6 +68,34 @@ Deno.test("serve --prewarm 2: sessions take spare children that were started ahe
   for (const child of last) {
     await waitFor(async () => !(await alive(child)));
   }
+});
+
+Deno.test({
+  name: "serve --prewarm: a spare that closed its stdout is not handed to a session",
+  // A POSIX shell closes the first spare's stdout (Deno cannot close its own fd 1).
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    await using dir = await tempDir();
+    // The first process to make the marker closes its stdout and lives on; the others serve.
+    const script = 'if mkdir "$0" 2>/dev/null; then exec 1>&-; echo "stdout closed" >&2; ' +
+      'exec sleep 30; fi; exec "$@"';
+    const command = ["sh", "-c", script, `${dir.path}/closed`, ...faulty];
+    await using proxy = await startServe(["--prewarm", "1"], command);
+    await proxy.waitForLine(/stdout closed/);
+    const [spare] = await childrenOf(proxy.process.pid);
+    assert.ok(spare !== undefined, "the spare lives on");
+    // Not ready any more, though alive until the proxy ends it after a grace period.
+    await waitFor(async () => {
+      const state = await health(proxy.url) as unknown as Spares;
+      return state.spares === 0 && state.children === 1;
+    });
+    await using session = await connectHttp(proxy.mcpUrl);
+    const whoami = JSON.parse(textOf(await session.callTool({ name: "whoami", arguments: {} })));
+    assert.notEqual(whoami.pid, spare, "the session has a working child, not the dead spare");
+    // The dead spare is ended, and a working one takes its place.
+    await waitFor(async () => !(await alive(spare)));
+    await waitFor(async () => (await health(proxy.url) as unknown as Spares).spares === 1);
+  },
 });
 
 Deno.test("serve --prewarm: a command that cannot start still gets its clear 502", async () => {

@@ -25,9 +25,11 @@ export class SparePool {
     this.#fill();
   }
 
-  /** Spares ready now (for /health). */
+  /** Spares ready now (for /health): not one that has exited or closed its stdout meanwhile. */
   get ready(): number {
-    return this.#spares.size;
+    let ready = 0;
+    for (const spare of this.#spares) if (spare.running) ready++;
+    return ready;
   }
 
   /** A started child if one is at hand (and a replacement is started), else a new one. */

@@ -757,7 +757,11 @@ async function startNativeOn(port: string) {
  * session to be initialized, then gets `answer(id, session)`.
  */
 function forgettingServer(
-  answer: (id: unknown, session: string) => Response | Promise<Response>,
+  answer: (
+    id: unknown,
+    session: string,
+    message: Record<string, unknown>,
+  ) => Response | Promise<Response>,
 ) {
   const calls: string[] = [];
   const notes: string[] = [];
@@ -785,9 +789,11 @@ function forgettingServer(
         if (++sessions === 2) renewed();
         return initializeAnswer(message, `s${sessions}`);
       }
+      // The client's answer to a request of ours.
+      if (message.method === undefined) return answer(message.id, session!, message);
       calls.push(`${message.method} on ${session}`);
       if (session === "s1") await secondSession;
-      return answer(message.id, session!);
+      return answer(message.id, session!, message);
     },
   );
   return { server, calls, notes, url: `http://127.0.0.1:${server.addr.port}/mcp` };
@@ -834,6 +840,79 @@ Deno.test("connect: cancelling a call that runs on a retired session cancels it 
     ["notifications/cancelled on s1"],
     "to the session that runs it, not the new one",
   );
+});
+
+Deno.test("connect: the same request id from a retired and a new session: two requests to the client, each answer to its own session", async () => {
+  // Each session's server numbers its requests alone: after a renewal, the retired session's
+  // roots/list and the new session's can both be id 0 while the client answers. The new session
+  // also cancels its id 0 and asks again (id 1).
+  const answered: string[] = [];
+  const waiting = new Map<string, (result: { roots: unknown[] }) => void>();
+  const release = Promise.withResolvers<undefined>();
+  const encoder = new TextEncoder();
+  const event = (message: unknown) =>
+    encoder.encode(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+  const { server, notes, url } = forgettingServer((id, session, message) => {
+    if (message.method === undefined) {
+      answered.push(`${JSON.stringify(id)} on ${session}`);
+      waiting.get(`${id} on ${session}`)?.(message.result as { roots: unknown[] });
+      return new Response(null, { status: 202 });
+    }
+    // A call asks the client for its roots and says how many it got.
+    const body = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        const ask = (askId: number) => {
+          controller.enqueue(event({ jsonrpc: "2.0", id: askId, method: "roots/list" }));
+          return new Promise<{ roots: unknown[] }>((resolve) =>
+            waiting.set(`${askId} on ${session}`, resolve)
+          );
+        };
+        let answer = ask(0);
+        if (session === "s2") {
+          const params = { requestId: 0, reason: "asking again" };
+          controller.enqueue(event({ jsonrpc: "2.0", method: "notifications/cancelled", params }));
+          answer = ask(1);
+        }
+        const result = await Promise.race([answer, release.promise]);
+        const text = `${session} has ${result?.roots.length} roots`;
+        controller.enqueue(
+          event({ jsonrpc: "2.0", id, result: { content: [{ type: "text", text }] } }),
+        );
+        controller.close();
+      },
+    });
+    return new Response(body, { headers: { "content-type": "text/event-stream" } });
+  });
+  await using _server = server;
+  using _release = { [Symbol.dispose]: () => release.resolve(undefined) };
+  await using client = await connectStdio([url, "--timeout", "30s"], {
+    capabilities: { roots: {} },
+  });
+  // Questions are answered once all three have come: they are open at once.
+  const all = Promise.withResolvers<void>();
+  const ids: unknown[] = [];
+  const aborted: unknown[] = [];
+  client.setRequestHandler(ListRootsRequestSchema, async (_request, extra) => {
+    ids.push(extra.requestId);
+    const count = ids.length;
+    if (count === 3) all.resolve();
+    await all.promise;
+    // (The cancellation came before the third question, on the same stream.)
+    if (extra.signal.aborted) aborted.push(extra.requestId);
+    return { roots: Array.from({ length: count }, (_, i) => ({ uri: `file:///r${i}` })) };
+  });
+  const first = client.callTool({ name: "a", arguments: {} });
+  first.catch(() => {}); // (awaited below, unless an assertion fails first)
+  await waitFor(() => Promise.resolve(notes.includes("notifications/initialized on s2")));
+  const second = client.callTool({ name: "b", arguments: {} });
+  second.catch(() => {});
+  await waitFor(() => Promise.resolve(answered.length >= 2));
+  assert.equal(new Set(ids).size, 3, `the client saw three distinct ids: ${JSON.stringify(ids)}`);
+  assert.deepEqual(answered.sort(), ["0 on s1", "1 on s2"], "each session got its own answer");
+  assert.equal(aborted.length, 1, `one question cancelled: ${JSON.stringify(aborted)}`);
+  assert.ok(aborted[0] !== 0 && aborted[0] !== 1, "the new session's id 0, not the retired one's");
+  assert.match(textOf(await first), /^s1 has [123] roots$/);
+  assert.match(textOf(await second), /^s2 has [123] roots$/);
 });
 
 Deno.test("connect: a call accepted with 202 by a session being retired is answered at once", async () => {

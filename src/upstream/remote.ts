@@ -14,6 +14,7 @@ import {
   isRequest,
   isResponse,
   type JSONRPCMessage,
+  type JSONRPCNotification,
   type JSONRPCRequest,
   type RequestId,
   UPSTREAM_ERROR,
@@ -83,8 +84,12 @@ export class RemoteTransport implements UpstreamTransport {
   #inflight = new Map<RequestId, Client>();
   /** Those of them whose POST the server accepted: a new session will never answer them. */
   #accepted = new Set<RequestId>();
-  /** The server's requests to the client, by the transport (so session) they came on. */
-  #serverRequests = new Map<RequestId, Client>();
+  /**
+   * The server's requests to the client, by the id the client knows them by: the transport (so
+   * session) that asked, and the id it asked with.
+   */
+  #serverRequests = new Map<RequestId, { client: Client; id: RequestId }>();
+  #aliases = 0;
   #observed?: Observed;
   /** True while #connect tries transports (answers are observed for the fallback decision). */
   #connecting = false;
@@ -136,8 +141,10 @@ export class RemoteTransport implements UpstreamTransport {
 
   async #send(message: JSONRPCMessage): Promise<void> {
     if (isResponse(message) && message.id !== undefined) {
-      const carrier = this.#serverRequests.get(message.id);
+      const asked = this.#serverRequests.get(message.id);
       this.#serverRequests.delete(message.id);
+      const carrier = asked?.client;
+      if (asked && asked.id !== message.id) message = { ...message, id: asked.id };
       if (carrier instanceof StreamableHttpClient && this.#retired.has(carrier)) {
         // Asked on a retired session for a request it still carries: answered there.
         return await carrier.send(message);
@@ -368,8 +375,8 @@ export class RemoteTransport implements UpstreamTransport {
       if (isResponse(message)) {
         if (message.id === undefined || this.#inflight.get(message.id) !== client) return;
         this.#forgetRequest(message.id);
-      } else if (isRequest(message)) {
-        this.#serverRequests.set(message.id, client);
+      } else {
+        message = this.#fromServer(client, message);
       }
       return this.onmessage?.(message, extra);
     }
@@ -383,10 +390,43 @@ export class RemoteTransport implements UpstreamTransport {
       if (message.id === this.#initialize?.id && "result" in message) {
         adoptVersion(client, message.result);
       }
-    } else if (isRequest(message)) {
-      this.#serverRequests.set(message.id, client);
+    } else {
+      message = this.#fromServer(client, message);
     }
     this.onmessage?.(message, extra);
+  }
+
+  /**
+   * A server's request or notification, with the id the client knows the request by. Each
+   * session's server numbers its requests alone, so after a renewal a retired session's open
+   * request and the new session's can share an id: the later one goes to the client under an id
+   * of our own, and its answer gets the server's id back (#send). The server's cancellation of
+   * its request names it by the client's id too.
+   */
+  #fromServer(client: Client, message: JSONRPCMessage): JSONRPCMessage {
+    if (isRequest(message)) {
+      const open = this.#serverRequests.get(message.id);
+      if (open === undefined || open.client === client) {
+        this.#serverRequests.set(message.id, { client, id: message.id });
+        return message;
+      }
+      const aliasOf = () => `mcp-proxy-${++this.#aliases}-${message.id}`;
+      let alias = aliasOf();
+      while (this.#serverRequests.has(alias)) alias = aliasOf();
+      log.debug(`a server request reuses id ${JSON.stringify(message.id)}: sent as "${alias}"`);
+      this.#serverRequests.set(alias, { client, id: message.id });
+      return { ...message, id: alias };
+    }
+    const cancelled = cancelledId(message);
+    if (cancelled === undefined) return message;
+    for (const [known, asked] of this.#serverRequests) {
+      if (asked.client !== client || asked.id !== cancelled) continue;
+      this.#serverRequests.delete(known);
+      if (known === cancelled) return message;
+      const params = { ...(message as JSONRPCNotification).params, requestId: known };
+      return { ...message, params } as JSONRPCMessage;
+    }
+    return message;
   }
 
   /** What a new session needs repeated: initialize, the log level, subscriptions. */

@@ -401,7 +401,8 @@ export class RemoteTransport implements UpstreamTransport {
    * session's server numbers its requests alone, so after a renewal a retired session's open
    * request and the new session's can share an id: the later one goes to the client under an id
    * of our own, and its answer gets the server's id back (#send). The server's cancellation of
-   * its request names it by the client's id too.
+   * its request names it by the client's id too; the request stays known, so an answer the client
+   * sends anyway goes to the session that asked (which ignores it), never to another.
    */
   #fromServer(client: Client, message: JSONRPCMessage): JSONRPCMessage {
     if (isRequest(message)) {
@@ -421,7 +422,6 @@ export class RemoteTransport implements UpstreamTransport {
     if (cancelled === undefined) return message;
     for (const [known, asked] of this.#serverRequests) {
       if (asked.client !== client || asked.id !== cancelled) continue;
-      this.#serverRequests.delete(known);
       if (known === cancelled) return message;
       const params = { ...(message as JSONRPCNotification).params, requestId: known };
       return { ...message, params } as JSONRPCMessage;

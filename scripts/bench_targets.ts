@@ -60,6 +60,20 @@ const ROOT_DIR = fileURLToPath(new URL("../", import.meta.url));
 const BENCH_SERVER = fixturePath("bench_server.ts");
 const BENCH_FORWARDER = fixturePath("bench_forwarder.ts");
 const BENCH_STDIO_FORWARDER = fixturePath("bench_stdio_forwarder.ts");
+
+/** A bare forwarder fixture (a hop row) to `remote`: loopback only, under our V8 flags. */
+function hopCommand(fixture: string, remote: string): string[] {
+  return [
+    Deno.execPath(),
+    "run",
+    "--no-prompt",
+    "--quiet",
+    "--allow-net=127.0.0.1",
+    ...V8_FLAGS,
+    fixture,
+    remote,
+  ];
+}
 /** The stdio server every proxy spawns: our benchmark fixture, with no permissions. */
 export const STDIO_SERVER = [Deno.execPath(), "run", "--no-prompt", "--quiet", BENCH_SERVER];
 
@@ -298,16 +312,7 @@ export function ourTargets(variant?: Variant): Target[] {
       multiSession: true,
       start: (remote) =>
         startHttp(
-          [
-            Deno.execPath(),
-            "run",
-            "--no-prompt",
-            "--quiet",
-            "--allow-net=127.0.0.1",
-            ...V8_FLAGS,
-            BENCH_FORWARDER,
-            remote!,
-          ],
+          hopCommand(BENCH_FORWARDER, remote!),
           /^listening (\S+)/,
           (m) => new URL(m[1]!),
           "http",
@@ -322,17 +327,7 @@ export function ourTargets(variant?: Variant): Target[] {
       remote: true,
       spawnsChildren: false,
       multiSession: false,
-      start: (remote) =>
-        Promise.resolve(startStdio([
-          Deno.execPath(),
-          "run",
-          "--no-prompt",
-          "--quiet",
-          "--allow-net=127.0.0.1",
-          ...V8_FLAGS,
-          BENCH_STDIO_FORWARDER,
-          remote!,
-        ])),
+      start: (remote) => Promise.resolve(startStdio(hopCommand(BENCH_STDIO_FORWARDER, remote!))),
     },
     serve("mcp"),
     serve("mcp", "--prewarm"),

@@ -622,6 +622,80 @@ Deno.test("connect: a legacy SSE stream refused on reconnect fails the call in f
   );
 });
 
+Deno.test("connect: a question from a legacy SSE session the server replaced is never answered to the new one", async () => {
+  // The server asks roots/list (id 1) on session s1, drops the stream, and on the new session s2
+  // asks roots/list with id 1 again. The client answers both: only the second reaches s2.
+  let sessions = 0;
+  const streams = new Map<string, ReadableStreamDefaultController<Uint8Array>>();
+  const answered: string[] = [];
+  const s2Answered = Promise.withResolvers<void>();
+  const encoder = new TextEncoder();
+  const emit = (session: string, message: unknown) =>
+    streams.get(session)?.enqueue(
+      encoder.encode(`event: message\ndata: ${JSON.stringify(message)}\n\n`),
+    );
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (req) => {
+      const url = new URL(req.url);
+      if (req.method === "GET" && url.pathname === "/sse") {
+        const session = `s${++sessions}`;
+        const body = new ReadableStream<Uint8Array>({
+          start(controller) {
+            streams.set(session, controller);
+            controller.enqueue(
+              encoder.encode(`retry: 20\nevent: endpoint\ndata: /message?session=${session}\n\n`),
+            );
+          },
+        });
+        return new Response(body, { headers: { "content-type": "text/event-stream" } });
+      }
+      if (req.method !== "POST") return new Response(null, { status: 405 });
+      const session = url.searchParams.get("session")!;
+      const message = await req.json();
+      const question = { jsonrpc: "2.0", id: 1, method: "roots/list" };
+      if (message.method === "initialize") {
+        emit(session, await initializeAnswer(message, session).json());
+      } else if (message.method === undefined) {
+        answered.push(`${message.id} on ${session}: ${message.result.roots.length} roots`);
+        if (session === "s2") s2Answered.resolve();
+      } else if (message.method === "tools/call" && session === "s1") {
+        emit(session, question);
+        streams.get(session)!.close();
+      } else if (message.method === "tools/call") {
+        emit(session, question);
+        await s2Answered.promise;
+        const text = answered.join(", ");
+        emit(session, {
+          jsonrpc: "2.0",
+          id: message.id,
+          result: { content: [{ type: "text", text }] },
+        });
+      }
+      return new Response(null, { status: 202 });
+    },
+  );
+  const url = `http://127.0.0.1:${server.addr.port}/sse`;
+  await using client = await connectStdio([url, "--transport", "sse-only", "--timeout", "10s"], {
+    capabilities: { roots: {} },
+  });
+  // Both questions are answered once both have come; the first with one root, the second two.
+  const both = Promise.withResolvers<void>();
+  let questions = 0;
+  client.setRequestHandler(ListRootsRequestSchema, async () => {
+    const count = ++questions;
+    if (count === 2) both.resolve();
+    await both.promise;
+    return { roots: Array.from({ length: count }, (_, i) => ({ uri: `file:///r${i}` })) };
+  });
+  const lost = await client.callTool({ name: "a", arguments: {} })
+    .then(() => assert.fail("lost with the session"), (e: Error) => e);
+  assert.match(lost.message, /the server dropped the connection while this request was in flight/);
+  const result = await client.callTool({ name: "b", arguments: {} });
+  assert.equal(textOf(result), "1 on s2: 2 roots", "s2 has the answer to its own question only");
+  assert.deepEqual(answered, ["1 on s2: 2 roots"]);
+});
+
 Deno.test("connect: a 404 on the GET stream renews the session, subscriptions and log level", async () => {
   await using server = await startNative("http");
   await using client = await connectStdio([server.url]);
@@ -717,6 +791,48 @@ Deno.test("connect: --timeout waits while the client answers an elicitation", as
     arguments: { message: "Who?" },
   });
   assert.match(textOf(result), /action=accept/);
+});
+
+Deno.test("connect: a question the server takes back lets --timeout run again", async () => {
+  // During a call the server asks for roots, cancels the question, and never answers the call:
+  // the call fails after --timeout, where a clock left paused for the question would never run.
+  const release = Promise.withResolvers<void>();
+  const encoder = new TextEncoder();
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    if (req.method === "GET") return new Response(null, { status: 405 });
+    if (req.method === "DELETE") return new Response(null, { status: 200 });
+    const message = await req.json();
+    if (message.method === "initialize") return initializeAnswer(message, "s1");
+    if (message.method !== "tools/call") return new Response(null, { status: 202 });
+    const body = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        const send = (sent: unknown) =>
+          controller.enqueue(encoder.encode(`event: message\ndata: ${JSON.stringify(sent)}\n\n`));
+        send({ jsonrpc: "2.0", id: 0, method: "roots/list" });
+        send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 0 } });
+        await release.promise;
+        controller.close();
+      },
+    });
+    return new Response(body, { headers: { "content-type": "text/event-stream" } });
+  });
+  await using _server = server;
+  using _release = { [Symbol.dispose]: () => release.resolve() };
+  const url = `http://127.0.0.1:${server.addr.port}/mcp`;
+  await using client = await connectStdio([url, "--timeout", "1s"], {
+    capabilities: { roots: {} },
+  });
+  // The client answers nothing until the question is taken back (and then nothing at all).
+  client.setRequestHandler(ListRootsRequestSchema, async (_request, extra) => {
+    if (!extra.signal.aborted) {
+      await new Promise((resolve) => extra.signal.addEventListener("abort", resolve));
+    }
+    return { roots: [] };
+  });
+  const error = await client.callTool({ name: "slow", arguments: {} }, undefined, {
+    timeout: 10_000,
+  }).then(() => assert.fail("it is never answered"), (e: Error) => e);
+  assert.match(error.message, /no answer from the MCP server within 1s \(--timeout\)/);
 });
 
 Deno.test("connect: tool globs may contain '-' and other punctuation", async () => {
@@ -913,6 +1029,78 @@ Deno.test("connect: the same request id from a retired and a new session: two re
   assert.ok(aborted[0] !== 0 && aborted[0] !== 1, "the new session's id 0, not the retired one's");
   assert.match(textOf(await first), /^s1 has [123] roots$/);
   assert.match(textOf(await second), /^s2 has [123] roots$/);
+  assert.equal(answered.length, 2, `no answer went twice: ${answered}`);
+});
+
+Deno.test("connect: a retired session's late cancellation of a question the client answered reaches no other session", async () => {
+  // s1 asks id 1 and has its answer; the new session s2 then asks its own id 1; s1's server
+  // cancels its id 1 late. That cancellation must not stop the client answering s2's question.
+  // (Not id 0: the SDK client ignores a cancellation of request 0.)
+  const answered: string[] = [];
+  const waiting = new Map<string, () => void>();
+  const signal = (key: string) => new Promise<void>((resolve) => waiting.set(key, resolve));
+  const s1Answered = signal("1 on s1");
+  // (The client's handler and this server run in the test's process: they can wait on each other.)
+  const s2AskedClient = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  const encoder = new TextEncoder();
+  const event = (message: unknown) =>
+    encoder.encode(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+  const { server, notes, url } = forgettingServer((id, session, message) => {
+    if (message.method === undefined) {
+      answered.push(`${JSON.stringify(id)} on ${session}`);
+      waiting.get(`${id} on ${session}`)?.();
+      return new Response(null, { status: 202 });
+    }
+    const body = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        const text = (value: string) => ({ content: [{ type: "text", text: value }] });
+        if (session === "s1") {
+          controller.enqueue(event({ jsonrpc: "2.0", id: 1, method: "roots/list" }));
+          await s1Answered;
+          await s2AskedClient.promise;
+          const params = { requestId: 1, reason: "too late" };
+          controller.enqueue(event({ jsonrpc: "2.0", method: "notifications/cancelled", params }));
+          controller.enqueue(event({ jsonrpc: "2.0", id, result: text("s1 done") }));
+        } else {
+          await s1Answered;
+          const answer = signal("1 on s2");
+          controller.enqueue(event({ jsonrpc: "2.0", id: 1, method: "roots/list" }));
+          const done = await Promise.race([answer.then(() => true), release.promise]);
+          if (done) controller.enqueue(event({ jsonrpc: "2.0", id, result: text("s2 done") }));
+        }
+        controller.close();
+      },
+    });
+    return new Response(body, { headers: { "content-type": "text/event-stream" } });
+  });
+  await using _server = server;
+  using _release = { [Symbol.dispose]: () => release.resolve() };
+  await using client = await connectStdio([url, "--timeout", "5s"], {
+    capabilities: { roots: {} },
+  });
+  const firstDone = Promise.withResolvers<void>();
+  let questions = 0;
+  let secondAborted = false;
+  client.setRequestHandler(ListRootsRequestSchema, async (_request, extra) => {
+    if (++questions === 2) {
+      s2AskedClient.resolve();
+      // s1's call ends after its late cancellation, on the same stream: by then it has come.
+      await firstDone.promise;
+      secondAborted = extra.signal.aborted;
+    }
+    return { roots: [] };
+  });
+  const first = client.callTool({ name: "a", arguments: {} });
+  await waitFor(() => Promise.resolve(notes.includes("notifications/initialized on s2")));
+  const second = client.callTool({ name: "b", arguments: {} });
+  second.catch(() => {}); // (awaited below, unless an assertion fails first)
+  assert.equal(textOf(await first), "s1 done");
+  firstDone.resolve();
+  await waitFor(() => Promise.resolve(questions === 2));
+  assert.equal(textOf(await second), "s2 done");
+  assert.equal(secondAborted, false, "s1's cancellation did not reach s2's question");
+  assert.deepEqual(answered, ["1 on s1", "1 on s2"]);
 });
 
 Deno.test("connect: a call accepted with 202 by a session being retired is answered at once", async () => {

@@ -59,6 +59,13 @@ export interface RemoteOptions {
   connectTimeoutMs: number;
 }
 
+/** A server's request to the client: the transport and session that asked, with its own id. */
+interface Asked {
+  client: Client;
+  session: number;
+  id: RequestId;
+}
+
 export class RemoteTransport implements UpstreamTransport {
   onclose?: () => void;
   onerror?: (error: Error) => void;
@@ -88,8 +95,10 @@ export class RemoteTransport implements UpstreamTransport {
    * The server's requests to the client, by the id the client knows them by: the transport (so
    * session) that asked, and the id it asked with.
    */
-  #serverRequests = new Map<RequestId, { client: Client; id: RequestId }>();
+  #serverRequests = new Map<RequestId, Asked>();
   #aliases = 0;
+  /** A legacy SSE transport's current session, counted (a new `endpoint` is a new session). */
+  #sessionOf = new WeakMap<Client, number>();
   #observed?: Observed;
   /** True while #connect tries transports (answers are observed for the fallback decision). */
   #connecting = false;
@@ -142,14 +151,19 @@ export class RemoteTransport implements UpstreamTransport {
   async #send(message: JSONRPCMessage): Promise<void> {
     if (isResponse(message) && message.id !== undefined) {
       const asked = this.#serverRequests.get(message.id);
+      if (!asked) {
+        // Its request was cancelled by the server, or its session has ended: whatever server
+        // now uses that id never asked it.
+        return log.debug(`dropped an answer to ${String(message.id)}, which no server awaits`);
+      }
       this.#serverRequests.delete(message.id);
-      const carrier = asked?.client;
-      if (asked && asked.id !== message.id) message = { ...message, id: asked.id };
+      const carrier = asked.client;
+      if (asked.id !== message.id) message = { ...message, id: asked.id };
       if (carrier instanceof StreamableHttpClient && this.#retired.has(carrier)) {
         // Asked on a retired session for a request it still carries: answered there.
         return await carrier.send(message);
       }
-      if (carrier && carrier !== this.#client) {
+      if (carrier !== this.#client || asked.session !== this.#session(carrier)) {
         // Asked on a session that has since been replaced: the new one never asked it.
         return log.debug(`dropped an answer to ${String(message.id)} from an ended session`);
       }
@@ -376,7 +390,9 @@ export class RemoteTransport implements UpstreamTransport {
         if (message.id === undefined || this.#inflight.get(message.id) !== client) return;
         this.#forgetRequest(message.id);
       } else {
-        message = this.#fromServer(client, message);
+        const passed = this.#fromServer(client, message);
+        if (!passed) return;
+        message = passed;
       }
       return this.onmessage?.(message, extra);
     }
@@ -391,7 +407,9 @@ export class RemoteTransport implements UpstreamTransport {
         adoptVersion(client, message.result);
       }
     } else {
-      message = this.#fromServer(client, message);
+      const passed = this.#fromServer(client, message);
+      if (!passed) return;
+      message = passed;
     }
     this.onmessage?.(message, extra);
   }
@@ -401,32 +419,50 @@ export class RemoteTransport implements UpstreamTransport {
    * session's server numbers its requests alone, so after a renewal a retired session's open
    * request and the new session's can share an id: the later one goes to the client under an id
    * of our own, and its answer gets the server's id back (#send). The server's cancellation of
-   * its request names it by the client's id too; the request stays known, so an answer the client
-   * sends anyway goes to the session that asked (which ignores it), never to another.
+   * its request names it by the client's id too; one of a request the client has answered (or
+   * one the server never sent) is dropped: that id may be another session's now. Undefined: not
+   * for the client.
    */
-  #fromServer(client: Client, message: JSONRPCMessage): JSONRPCMessage {
+  #fromServer(client: Client, message: JSONRPCMessage): JSONRPCMessage | undefined {
+    const session = this.#session(client);
+    const mine = (asked: Asked, id: RequestId) =>
+      asked.client === client && asked.session === session && asked.id === id;
     if (isRequest(message)) {
       const open = this.#serverRequests.get(message.id);
-      if (open === undefined || open.client === client) {
-        this.#serverRequests.set(message.id, { client, id: message.id });
+      // (The same session using an id again for a request the client has not answered yet is the
+      // server's own mistake: its last request takes the id.)
+      if (open === undefined || mine(open, message.id)) {
+        this.#serverRequests.set(message.id, { client, session, id: message.id });
         return message;
       }
       const aliasOf = () => `mcp-proxy-${++this.#aliases}-${message.id}`;
       let alias = aliasOf();
       while (this.#serverRequests.has(alias)) alias = aliasOf();
       log.debug(`a server request reuses id ${JSON.stringify(message.id)}: sent as "${alias}"`);
-      this.#serverRequests.set(alias, { client, id: message.id });
+      this.#serverRequests.set(alias, { client, session, id: message.id });
       return { ...message, id: alias };
     }
     const cancelled = cancelledId(message);
     if (cancelled === undefined) return message;
     for (const [known, asked] of this.#serverRequests) {
-      if (asked.client !== client || asked.id !== cancelled) continue;
+      if (!mine(asked, cancelled)) continue;
+      // An answer the client sends anyway is dropped (#send): no other session gets it.
+      this.#serverRequests.delete(known);
       if (known === cancelled) return message;
       const params = { ...(message as JSONRPCNotification).params, requestId: known };
       return { ...message, params } as JSONRPCMessage;
     }
-    return message;
+    log.debug(`dropped the server's cancellation of ${String(cancelled)}: nothing awaits it`);
+    return undefined;
+  }
+
+  /**
+   * Which session of `client` this is: 0, but counted up each time a legacy SSE server replaces
+   * its session on the same connection. A request the client still answers keeps its session's
+   * number, so its answer never goes to the next session.
+   */
+  #session(client: Client): number {
+    return this.#sessionOf.get(client) ?? 0;
   }
 
   /** What a new session needs repeated: initialize, the log level, subscriptions. */
@@ -486,6 +522,8 @@ export class RemoteTransport implements UpstreamTransport {
   #sessionReplaced(client: LegacySseClient): Promise<void> {
     if (client !== this.#client || this.#closed) return Promise.resolve();
     log.info("the server dropped the SSE connection; initializing the new session");
+    // The same transport carries a new session: the old one's questions are answered nowhere.
+    this.#sessionOf.set(client, this.#session(client) + 1);
     this.#failInflight(
       client,
       "the server dropped the connection while this request was in flight",

@@ -215,14 +215,8 @@ export class Bridge {
       this.#forget(cancelled);
       this.downstream.forget?.(cancelled);
     } else if (isResponse(message) && message.id !== undefined) {
-      // The client answered the server (sampling, elicitation): the request's clock runs again.
-      const forId = this.#asks.get(message.id);
-      this.#asks.delete(message.id);
-      const pending = forId === undefined ? undefined : this.#pending.get(forId);
-      if (pending?.asking) {
-        pending.asking--;
-        this.#arm(forId!, pending);
-      }
+      // The client answered the server (sampling, elicitation).
+      this.#settleAsk(message.id);
     }
     this.#sending++;
     try {
@@ -260,6 +254,9 @@ export class Bridge {
         this.#options.onActivity?.();
         this.#arm(related, this.#pending.get(related));
       }
+    } else if (message.method === "notifications/cancelled" && this.#takesBack(message)) {
+      // The server took back its question: it goes where the question went.
+      related = this.#settleAsk(cancelledId(message)!);
     } else {
       related = streamOf !== undefined && this.#pending.has(streamOf)
         ? streamOf
@@ -313,6 +310,27 @@ export class Bridge {
       return shown;
     });
     return { ...message, result: { ...result, [key]: kept } } as JSONRPCMessage;
+  }
+
+  /** Whether `message` is the server taking back a question it asked for a request in flight. */
+  #takesBack(message: JSONRPCMessage): boolean {
+    const id = cancelledId(message);
+    return id !== undefined && this.#asks.has(id);
+  }
+
+  /**
+   * The server's question `askId` is settled (answered or taken back): the clock of the request
+   * it was asked for runs again. Returns that request's id.
+   */
+  #settleAsk(askId: RequestId): RequestId | undefined {
+    const forId = this.#asks.get(askId);
+    this.#asks.delete(askId);
+    const pending = forId === undefined ? undefined : this.#pending.get(forId);
+    if (pending?.asking) {
+      pending.asking--;
+      this.#arm(forId!, pending);
+    }
+    return forId;
   }
 
   /** (Re)starts the request's clock, when a timeout is set. */

@@ -137,6 +137,23 @@ Deno.test("serve /mcp: the transport's rules, by hand", async (t) => {
     assert.equal(messageOf(events[0]!)?.id, 1);
   });
 
+  await t.step(
+    "POSTs held at different times each become a stream when their time is up",
+    async () => {
+      const session = await open(url, "2025-03-26");
+      const first = session.post(sleep(1, 400));
+      // Two quick round trips later (a few ms), a second slow call: held while the first's time
+      // runs, it is due after the first.
+      for (const id of [2, 3]) await (await session.post(echo(id, "quick"))).body?.cancel();
+      const second = session.post(sleep(4, 400));
+      for (const [id, response] of [[1, await first], [4, await second]] as const) {
+        assert.match(response.headers.get("content-type") ?? "", /^text\/event-stream/, `${id}`);
+        const events = await readAll(response);
+        assert.equal(messageOf(events.at(-1)!)?.id, id);
+      }
+    },
+  );
+
   await t.step("a batch is answered on one stream, which ends after the last answer", async () => {
     const session = await open(url, "2025-06-18");
     const response = await session.post([

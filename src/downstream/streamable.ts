@@ -67,7 +67,9 @@ interface Stream {
 
 interface Hold {
   resolve: (response: Response) => void;
-  timer: ReturnType<typeof setTimeout>;
+  streamId: string;
+  /** When it becomes an event stream (performance.now()). */
+  until: number;
   /** The protocol version the POST was made with (whether its stream starts with an event id). */
   version: string;
 }
@@ -85,6 +87,13 @@ export class StreamableServerTransport implements Transport {
   #streams = new Map<string, Stream>();
   #requests = new Map<RequestId, string>();
   #keepalive?: ReturnType<typeof setInterval>;
+  /**
+   * The held POSTs, oldest (so soonest due) first: one timer serves them all. A timer per POST
+   * lived as long as the POST: at 64 calls at once (serve <url>), 16 KB per call outlived the
+   * young generation with it, 13 KB without (--trace-gc-nvp).
+   */
+  #held = new Set<Stream>();
+  #holdTimer?: ReturnType<typeof setTimeout>;
 
   constructor(options: StreamableOptions = {}) {
     this.#options = options;
@@ -157,7 +166,7 @@ export class StreamableServerTransport implements Transport {
     if (!stream) return;
     stream.pending.delete(id);
     if (stream.pending.size > 0) return;
-    takeHold(stream)?.resolve(new Response(null, { status: 202 }));
+    this.#takeHold(stream)?.resolve(new Response(null, { status: 202 }));
     this.#end(streamId);
   }
 
@@ -165,6 +174,7 @@ export class StreamableServerTransport implements Transport {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
     clearInterval(this.#keepalive);
+    clearTimeout(this.#holdTimer);
     for (const streamId of [...this.#streams.keys()]) this.#end(streamId);
     this.#requests.clear();
     this.onclose?.();
@@ -229,8 +239,9 @@ export class StreamableServerTransport implements Transport {
     // Not for a batch, even of one: its answer must be an array, as JSON-RPC says.
     if (!Array.isArray(body) && holdMs > 0) {
       return new Promise<Response>((resolve) => {
-        const timer = setTimeout(() => this.#release(streamId, stream), holdMs);
-        stream.hold = { resolve, timer, version };
+        stream.hold = { resolve, streamId, until: performance.now() + holdMs, version };
+        this.#held.add(stream);
+        this.#holdTimer ??= setTimeout(this.#releaseDue, holdMs);
         this.onmessage?.(messages[0]!);
       });
     }
@@ -245,7 +256,7 @@ export class StreamableServerTransport implements Transport {
 
   /** The held POST's answer came first and soon: one JSON body. */
   #answerHeld(streamId: string, stream: Stream, json: string): Promise<void> {
-    const hold = takeHold(stream)!;
+    const hold = this.#takeHold(stream)!;
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (this.sessionId !== undefined) headers["mcp-session-id"] = this.sessionId;
     hold.resolve(new Response(json, { status: 200, headers }));
@@ -255,7 +266,7 @@ export class StreamableServerTransport implements Transport {
 
   /** The held POST becomes an event stream (it is taking a while, or more than an answer comes). */
   #release(streamId: string, stream: Stream): void {
-    const hold = takeHold(stream);
+    const hold = this.#takeHold(stream);
     if (!hold) return;
     const readable = this.#open(streamId, stream);
     const events = this.#options.events;
@@ -368,6 +379,29 @@ export class StreamableServerTransport implements Transport {
     stream.controller = undefined;
   }
 
+  /** The stream's held POST, if any, no longer held: the caller answers it. */
+  #takeHold(stream: Stream): Hold | undefined {
+    const hold = stream.hold;
+    if (!hold) return undefined;
+    stream.hold = undefined;
+    this.#held.delete(stream);
+    return hold;
+  }
+
+  /** The hold timer: POSTs held for their time become event streams; it waits for the next. */
+  #releaseDue = (): void => {
+    this.#holdTimer = undefined;
+    const now = performance.now();
+    for (const stream of this.#held) {
+      const hold = stream.hold!;
+      if (hold.until > now) {
+        this.#holdTimer = setTimeout(this.#releaseDue, hold.until - now);
+        return;
+      }
+      this.#release(hold.streamId, stream);
+    }
+  };
+
   /** One timer per session sends keep-alives on every open stream. */
   #armKeepalive(): void {
     const every = this.#options.keepAliveMs ?? 15_000;
@@ -448,13 +482,4 @@ function checkProtocolVersion(req: Request): Response | undefined {
 
 function notFound(): Response {
   return jsonRpcErrorResponse(404, SESSION_NOT_FOUND, "Session not found");
-}
-
-/** The stream's held POST, if any, no longer held (its timer stopped): the caller answers it. */
-function takeHold(stream: Stream): Hold | undefined {
-  const hold = stream.hold;
-  if (!hold) return undefined;
-  stream.hold = undefined;
-  clearTimeout(hold.timer);
-  return hold;
 }

@@ -63,7 +63,8 @@ interface Pending {
   progressToken?: string | number;
   /** The client dropped the connection it awaited this on. */
   abandoned?: boolean;
-  timer?: ReturnType<typeof setTimeout>;
+  /** When its clock runs out (performance.now()), while it runs. */
+  due?: number;
   /** Server-to-client requests made for this one and not yet answered (its clock is paused). */
   asking?: number;
 }
@@ -92,6 +93,12 @@ export class Bridge {
   #hiddenUris = new Set<string>();
   /** Server-to-client requests in flight -> the client request they were made for. */
   #asks = new Map<RequestId, RequestId>();
+  /**
+   * The requests whose clock runs, soonest due first (a clock started again goes last: every
+   * clock is as long): one timer serves them all, not a timer per request.
+   */
+  #clocks = new Map<RequestId, Pending>();
+  #clockTimer?: ReturnType<typeof setTimeout>;
   #closed = false;
   /** Messages from the client still on their way upstream, and to the client. */
   #sending = 0;
@@ -180,6 +187,7 @@ export class Bridge {
     if (this.#closed) return;
     this.#closed = true;
     await this.#failPending(reason);
+    clearTimeout(this.#clockTimer);
     await Promise.allSettled([this.upstream.close(), this.downstream.close()]);
     this.#progress.clear();
     this.#asks.clear();
@@ -266,7 +274,7 @@ export class Bridge {
         // The server asks the client something for this request; a person may take a while.
         this.#asks.set(message.id, related!);
         pending.asking = (pending.asking ?? 0) + 1;
-        clearTimeout(pending.timer);
+        this.#clocks.delete(related!);
       }
     }
     const options: TransportSendOptions = related === undefined
@@ -333,34 +341,64 @@ export class Bridge {
     return forId;
   }
 
-  /** (Re)starts the request's clock, when a timeout is set. */
+  /** (Re)starts the request's clock, when a timeout is set (and nothing is asked for it). */
   #arm(id: RequestId, pending: Pending | undefined): void {
     const ms = this.#options.requestTimeoutMs;
     if (!ms || !pending) return;
-    clearTimeout(pending.timer);
+    this.#clocks.delete(id);
     if (pending.asking) return;
-    pending.timer = setTimeout(() => {
-      if (this.#pending.get(id) !== pending) return;
-      if (this.#options.holdClock?.()) return this.#arm(id, pending);
-      const seconds = Math.round(ms / 100) / 10;
-      const source = this.#options.timeoutSource ?? "--timeout";
-      log.warn(`no answer to "${pending.method}" within ${seconds}s (${source}); gave up on it`);
-      this.#answer(id, `no answer from the MCP server within ${seconds}s (${source})`);
-      // initialize must never be cancelled (the spec forbids it); anything else is.
-      if (pending.method === "initialize") return;
-      this.upstream.send({
-        jsonrpc: "2.0",
-        method: "notifications/cancelled",
-        params: { requestId: id, reason: "timed out" },
-      }).catch(() => {});
-    }, ms);
+    pending.due = performance.now() + ms;
+    this.#clocks.set(id, pending);
+    if (this.#clockTimer === undefined) this.#startClock(ms);
+  }
+
+  /**
+   * The one timer, in `ms`. Unref'd: it outlives the requests it was started for (answered ones
+   * are not waited for), and must not keep the process alive for them.
+   */
+  #startClock(ms: number): void {
+    this.#clockTimer = setTimeout(this.#timeUp, ms);
+    Deno.unrefTimer(this.#clockTimer);
+  }
+
+  /** The clock timer: requests whose time is up are given up on; it waits for the next. */
+  #timeUp = (): void => {
+    this.#clockTimer = undefined;
+    const now = performance.now();
+    for (const [id, pending] of this.#clocks) {
+      if (pending.due! > now) {
+        this.#startClock(pending.due! - now);
+        return;
+      }
+      this.#clocks.delete(id);
+      if (this.#pending.get(id) !== pending) continue;
+      // (Started again, it goes last, due later: the loop stops there.)
+      if (this.#options.holdClock?.()) this.#arm(id, pending);
+      else this.#giveUp(id, pending);
+    }
+  };
+
+  /** No answer in time: the client gets an error and the server a cancellation. */
+  #giveUp(id: RequestId, pending: Pending): void {
+    const ms = this.#options.requestTimeoutMs!;
+    const seconds = Math.round(ms / 100) / 10;
+    const source = this.#options.timeoutSource ?? "--timeout";
+    log.warn(`no answer to "${pending.method}" within ${seconds}s (${source}); gave up on it`);
+    this.#answer(id, `no answer from the MCP server within ${seconds}s (${source})`);
+    // initialize must never be cancelled (the spec forbids it); anything else is.
+    if (pending.method === "initialize") return;
+    this.upstream.send({
+      jsonrpc: "2.0",
+      method: "notifications/cancelled",
+      params: { requestId: id, reason: "timed out" },
+    }).catch(() => {});
   }
 
   #forget(id: RequestId): void {
     const pending = this.#pending.get(id);
     if (!pending) return;
     this.#pending.delete(id);
-    clearTimeout(pending.timer);
+    this.#clocks.delete(id);
     if (pending.progressToken !== undefined) this.#progress.delete(pending.progressToken);
     this.#checkIdle();
   }

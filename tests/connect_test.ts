@@ -187,6 +187,21 @@ Deno.test("connect: the upstream dying mid-call answers the call within --timeou
   assert.match(error.message, /no answer from the MCP server within 1.5s \(--timeout\)/);
 });
 
+Deno.test("connect: calls started at different times each time out at their own --timeout", async () => {
+  await using server = await startNative("http");
+  await using client = await connectStdio([server.url, "--timeout", "1s"]);
+  const hang = () =>
+    client.callTool({ name: "wait", arguments: { ms: 60_000 } }, undefined, { timeout: 10_000 })
+      .then(() => assert.fail("the call must fail"), (e: Error) => e);
+  const first = hang();
+  // A round trip later (a few ms), a second: due after the first, its clock is the next to run.
+  await client.ping();
+  const second = hang();
+  for (const error of [await first, await second]) {
+    assert.match(error.message, /no answer from the MCP server within 1s \(--timeout\)/);
+  }
+});
+
 Deno.test("connect: a host that cannot be reached is one clear line and a JSON-RPC error", async () => {
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const url = `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}/mcp`;

@@ -241,7 +241,7 @@ export class StreamableServerTransport implements Transport {
       return new Promise<Response>((resolve) => {
         stream.hold = { resolve, streamId, until: performance.now() + holdMs, version };
         this.#held.add(stream);
-        this.#holdTimer ??= setTimeout(this.#releaseDue, holdMs);
+        if (this.#holdTimer === undefined) this.#startHoldTimer(holdMs);
         this.onmessage?.(messages[0]!);
       });
     }
@@ -388,6 +388,12 @@ export class StreamableServerTransport implements Transport {
     return hold;
   }
 
+  /** The one hold timer, in `ms`; unref'd, as it outlives the POSTs answered meanwhile. */
+  #startHoldTimer(ms: number): void {
+    this.#holdTimer = setTimeout(this.#releaseDue, ms);
+    Deno.unrefTimer(this.#holdTimer);
+  }
+
   /** The hold timer: POSTs held for their time become event streams; it waits for the next. */
   #releaseDue = (): void => {
     this.#holdTimer = undefined;
@@ -395,7 +401,7 @@ export class StreamableServerTransport implements Transport {
     for (const stream of this.#held) {
       const hold = stream.hold!;
       if (hold.until > now) {
-        this.#holdTimer = setTimeout(this.#releaseDue, hold.until - now);
+        this.#startHoldTimer(hold.until - now);
         return;
       }
       this.#release(hold.streamId, stream);

@@ -20,6 +20,11 @@ import {
 import { initializeAnswer, type NativeKind, startNative } from "./support/native.ts";
 import { waitFor } from "./support/wait.ts";
 
+/** One SSE event of type message, carrying `message`. */
+function messageEvent(message: unknown): Uint8Array {
+  return new TextEncoder().encode(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+}
+
 Deno.test("connect: the full feature set over Streamable HTTP", async () => {
   await using server = await startNative("http");
   await using client = await connectStdio([server.url], { capabilities: ROUND_TRIP_CAPABILITIES });
@@ -579,48 +584,18 @@ Deno.test("connect: a legacy SSE stream refused on reconnect fails the call in f
   // without its stream the session can never answer, so the call is answered now, not at
   // --timeout, and the next request opens a new session once the server lets it.
   let refusing = false;
-  let sessions = 0;
-  const streams = new Map<string, ReadableStreamDefaultController<Uint8Array>>();
-  const encoder = new TextEncoder();
-  const emit = (session: string, text: string) =>
-    streams.get(session)?.enqueue(encoder.encode(text));
-  await using server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    async (req) => {
-      const url = new URL(req.url);
-      if (req.method === "GET" && url.pathname === "/sse") {
-        if (refusing) return new Response("not now", { status: 403 });
-        const session = `s${++sessions}`;
-        const body = new ReadableStream<Uint8Array>({
-          start(controller) {
-            streams.set(session, controller);
-            controller.enqueue(
-              encoder.encode(`retry: 20\nevent: endpoint\ndata: /message?session=${session}\n\n`),
-            );
-          },
-        });
-        return new Response(body, { headers: { "content-type": "text/event-stream" } });
-      }
-      if (req.method !== "POST") return new Response(null, { status: 405 });
-      const session = url.searchParams.get("session")!;
-      const message = await req.json();
-      if (message.method === "initialize") {
-        const answer = await initializeAnswer(message, session).json();
-        emit(session, `event: message\ndata: ${JSON.stringify(answer)}\n\n`);
-      } else if (message.method === "tools/call" && session === "s1") {
-        refusing = true;
-        streams.get(session)!.close();
-      } else if (message.id !== undefined) {
-        const result = { content: [{ type: "text", text: `ran on ${session}` }] };
-        emit(
-          session,
-          `event: message\ndata: ${JSON.stringify({ jsonrpc: "2.0", id: message.id, result })}\n\n`,
-        );
-      }
-      return new Response(null, { status: 202 });
-    },
-  );
-  const url = `http://127.0.0.1:${server.addr.port}/sse`;
+  const { server, streams, emit, url } = legacySseServer(async (session, message) => {
+    if (message.method === "initialize") {
+      emit(session, await initializeAnswer(message, session).json());
+    } else if (message.method === "tools/call" && session === "s1") {
+      refusing = true;
+      streams.get(session)!.close();
+    } else if (message.id !== undefined) {
+      const result = { content: [{ type: "text", text: `ran on ${session}` }] };
+      emit(session, { jsonrpc: "2.0", id: message.id, result });
+    }
+  }, () => refusing);
+  await using _server = server;
   await using client = await connectStdio([url, "--transport", "sse-only", "--timeout", "60s"]);
   await failsAtOnce(
     client,
@@ -640,57 +615,30 @@ Deno.test("connect: a legacy SSE stream refused on reconnect fails the call in f
 Deno.test("connect: a question from a legacy SSE session the server replaced is never answered to the new one", async () => {
   // The server asks roots/list (id 1) on session s1, drops the stream, and on the new session s2
   // asks roots/list with id 1 again. The client answers both: only the second reaches s2.
-  let sessions = 0;
-  const streams = new Map<string, ReadableStreamDefaultController<Uint8Array>>();
   const answered: string[] = [];
   const s2Answered = Promise.withResolvers<void>();
-  const encoder = new TextEncoder();
-  const emit = (session: string, message: unknown) =>
-    streams.get(session)?.enqueue(
-      encoder.encode(`event: message\ndata: ${JSON.stringify(message)}\n\n`),
-    );
-  await using server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    async (req) => {
-      const url = new URL(req.url);
-      if (req.method === "GET" && url.pathname === "/sse") {
-        const session = `s${++sessions}`;
-        const body = new ReadableStream<Uint8Array>({
-          start(controller) {
-            streams.set(session, controller);
-            controller.enqueue(
-              encoder.encode(`retry: 20\nevent: endpoint\ndata: /message?session=${session}\n\n`),
-            );
-          },
-        });
-        return new Response(body, { headers: { "content-type": "text/event-stream" } });
-      }
-      if (req.method !== "POST") return new Response(null, { status: 405 });
-      const session = url.searchParams.get("session")!;
-      const message = await req.json();
-      const question = { jsonrpc: "2.0", id: 1, method: "roots/list" };
-      if (message.method === "initialize") {
-        emit(session, await initializeAnswer(message, session).json());
-      } else if (message.method === undefined) {
-        answered.push(`${message.id} on ${session}: ${message.result.roots.length} roots`);
-        if (session === "s2") s2Answered.resolve();
-      } else if (message.method === "tools/call" && session === "s1") {
-        emit(session, question);
-        streams.get(session)!.close();
-      } else if (message.method === "tools/call") {
-        emit(session, question);
-        await s2Answered.promise;
-        const text = answered.join(", ");
-        emit(session, {
-          jsonrpc: "2.0",
-          id: message.id,
-          result: { content: [{ type: "text", text }] },
-        });
-      }
-      return new Response(null, { status: 202 });
-    },
-  );
-  const url = `http://127.0.0.1:${server.addr.port}/sse`;
+  const question = { jsonrpc: "2.0", id: 1, method: "roots/list" };
+  const { server, streams, emit, url } = legacySseServer(async (session, message) => {
+    if (message.method === "initialize") {
+      emit(session, await initializeAnswer(message, session).json());
+    } else if (message.method === undefined) {
+      answered.push(`${message.id} on ${session}: ${message.result.roots.length} roots`);
+      if (session === "s2") s2Answered.resolve();
+    } else if (message.method === "tools/call" && session === "s1") {
+      emit(session, question);
+      streams.get(session)!.close();
+    } else if (message.method === "tools/call") {
+      emit(session, question);
+      await s2Answered.promise;
+      const text = answered.join(", ");
+      emit(session, {
+        jsonrpc: "2.0",
+        id: message.id,
+        result: { content: [{ type: "text", text }] },
+      });
+    }
+  });
+  await using _server = server;
   await using client = await connectStdio([url, "--transport", "sse-only", "--timeout", "10s"], {
     capabilities: { roots: {} },
   });
@@ -710,6 +658,43 @@ Deno.test("connect: a question from a legacy SSE session the server replaced is 
   assert.equal(textOf(result), "1 on s2: 2 roots", "s2 has the answer to its own question only");
   assert.deepEqual(answered, ["1 on s2: 2 roots"]);
 });
+
+/**
+ * A legacy SSE server by hand: each GET /sse opens the next session (s1, s2, ...: an endpoint
+ * event, retry 20 ms), refused with 403 while `refuse()`; each POST goes to `onPost` with its
+ * session and is answered 202; `emit` sends a message on a session's stream.
+ */
+function legacySseServer(
+  // deno-lint-ignore no-explicit-any
+  onPost: (session: string, message: any) => void | Promise<void>,
+  refuse: () => boolean = () => false,
+) {
+  let sessions = 0;
+  const streams = new Map<string, ReadableStreamDefaultController<Uint8Array>>();
+  const encoder = new TextEncoder();
+  const emit = (session: string, message: unknown) =>
+    streams.get(session)?.enqueue(messageEvent(message));
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    const url = new URL(req.url);
+    if (req.method === "GET" && url.pathname === "/sse") {
+      if (refuse()) return new Response("not now", { status: 403 });
+      const session = `s${++sessions}`;
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          streams.set(session, controller);
+          controller.enqueue(
+            encoder.encode(`retry: 20\nevent: endpoint\ndata: /message?session=${session}\n\n`),
+          );
+        },
+      });
+      return new Response(body, { headers: { "content-type": "text/event-stream" } });
+    }
+    if (req.method !== "POST") return new Response(null, { status: 405 });
+    await onPost(url.searchParams.get("session")!, await req.json());
+    return new Response(null, { status: 202 });
+  });
+  return { server, streams, emit, url: `http://127.0.0.1:${server.addr.port}/sse` };
+}
 
 Deno.test("connect: a 404 on the GET stream renews the session, subscriptions and log level", async () => {
   await using server = await startNative("http");
@@ -812,7 +797,6 @@ Deno.test("connect: a question the server takes back lets --timeout run again", 
   // During a call the server asks for roots, cancels the question, and never answers the call:
   // the call fails after --timeout, where a clock left paused for the question would never run.
   const release = Promise.withResolvers<void>();
-  const encoder = new TextEncoder();
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
     if (req.method === "GET") return new Response(null, { status: 405 });
     if (req.method === "DELETE") return new Response(null, { status: 200 });
@@ -821,8 +805,7 @@ Deno.test("connect: a question the server takes back lets --timeout run again", 
     if (message.method !== "tools/call") return new Response(null, { status: 202 });
     const body = new ReadableStream<Uint8Array>({
       async start(controller) {
-        const send = (sent: unknown) =>
-          controller.enqueue(encoder.encode(`event: message\ndata: ${JSON.stringify(sent)}\n\n`));
+        const send = (sent: unknown) => controller.enqueue(messageEvent(sent));
         send({ jsonrpc: "2.0", id: 0, method: "roots/list" });
         send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 0 } });
         await release.promise;
@@ -980,9 +963,6 @@ Deno.test("connect: the same request id from a retired and a new session: two re
   const answered: string[] = [];
   const waiting = new Map<string, (result: { roots: unknown[] }) => void>();
   const release = Promise.withResolvers<undefined>();
-  const encoder = new TextEncoder();
-  const event = (message: unknown) =>
-    encoder.encode(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
   const { server, notes, url } = forgettingServer((id, session, message) => {
     if (message.method === undefined) {
       answered.push(`${JSON.stringify(id)} on ${session}`);
@@ -993,7 +973,7 @@ Deno.test("connect: the same request id from a retired and a new session: two re
     const body = new ReadableStream<Uint8Array>({
       async start(controller) {
         const ask = (askId: number) => {
-          controller.enqueue(event({ jsonrpc: "2.0", id: askId, method: "roots/list" }));
+          controller.enqueue(messageEvent({ jsonrpc: "2.0", id: askId, method: "roots/list" }));
           return new Promise<{ roots: unknown[] }>((resolve) =>
             waiting.set(`${askId} on ${session}`, resolve)
           );
@@ -1001,13 +981,15 @@ Deno.test("connect: the same request id from a retired and a new session: two re
         let answer = ask(0);
         if (session === "s2") {
           const params = { requestId: 0, reason: "asking again" };
-          controller.enqueue(event({ jsonrpc: "2.0", method: "notifications/cancelled", params }));
+          controller.enqueue(
+            messageEvent({ jsonrpc: "2.0", method: "notifications/cancelled", params }),
+          );
           answer = ask(1);
         }
         const result = await Promise.race([answer, release.promise]);
         const text = `${session} has ${result?.roots.length} roots`;
         controller.enqueue(
-          event({ jsonrpc: "2.0", id, result: { content: [{ type: "text", text }] } }),
+          messageEvent({ jsonrpc: "2.0", id, result: { content: [{ type: "text", text }] } }),
         );
         controller.close();
       },
@@ -1058,9 +1040,6 @@ Deno.test("connect: a retired session's late cancellation of a question the clie
   // (The client's handler and this server run in the test's process: they can wait on each other.)
   const s2AskedClient = Promise.withResolvers<void>();
   const release = Promise.withResolvers<void>();
-  const encoder = new TextEncoder();
-  const event = (message: unknown) =>
-    encoder.encode(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
   const { server, notes, url } = forgettingServer((id, session, message) => {
     if (message.method === undefined) {
       answered.push(`${JSON.stringify(id)} on ${session}`);
@@ -1071,18 +1050,22 @@ Deno.test("connect: a retired session's late cancellation of a question the clie
       async start(controller) {
         const text = (value: string) => ({ content: [{ type: "text", text: value }] });
         if (session === "s1") {
-          controller.enqueue(event({ jsonrpc: "2.0", id: 1, method: "roots/list" }));
+          controller.enqueue(messageEvent({ jsonrpc: "2.0", id: 1, method: "roots/list" }));
           await s1Answered;
           await s2AskedClient.promise;
           const params = { requestId: 1, reason: "too late" };
-          controller.enqueue(event({ jsonrpc: "2.0", method: "notifications/cancelled", params }));
-          controller.enqueue(event({ jsonrpc: "2.0", id, result: text("s1 done") }));
+          controller.enqueue(
+            messageEvent({ jsonrpc: "2.0", method: "notifications/cancelled", params }),
+          );
+          controller.enqueue(messageEvent({ jsonrpc: "2.0", id, result: text("s1 done") }));
         } else {
           await s1Answered;
           const answer = signal("1 on s2");
-          controller.enqueue(event({ jsonrpc: "2.0", id: 1, method: "roots/list" }));
+          controller.enqueue(messageEvent({ jsonrpc: "2.0", id: 1, method: "roots/list" }));
           const done = await Promise.race([answer.then(() => true), release.promise]);
-          if (done) controller.enqueue(event({ jsonrpc: "2.0", id, result: text("s2 done") }));
+          if (done) {
+            controller.enqueue(messageEvent({ jsonrpc: "2.0", id, result: text("s2 done") }));
+          }
         }
         controller.close();
       },

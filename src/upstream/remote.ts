@@ -152,8 +152,8 @@ export class RemoteTransport implements UpstreamTransport {
     if (isResponse(message) && message.id !== undefined) {
       const asked = this.#serverRequests.get(message.id);
       if (!asked) {
-        // Its request was cancelled by the server, or its session has ended: whatever server
-        // now uses that id never asked it.
+        // The server took its question back (or never asked one with that id): whatever
+        // session uses that id now did not ask it.
         return log.debug(`dropped an answer to ${String(message.id)}, which no server awaits`);
       }
       this.#serverRequests.delete(message.id);
@@ -424,6 +424,8 @@ export class RemoteTransport implements UpstreamTransport {
    * for the client.
    */
   #fromServer(client: Client, message: JSONRPCMessage): JSONRPCMessage | undefined {
+    const cancelled = cancelledId(message);
+    if (!isRequest(message) && cancelled === undefined) return message;
     const session = this.#session(client);
     const mine = (asked: Asked, id: RequestId) =>
       asked.client === client && asked.session === session && asked.id === id;
@@ -442,10 +444,8 @@ export class RemoteTransport implements UpstreamTransport {
       this.#serverRequests.set(alias, { client, session, id: message.id });
       return { ...message, id: alias };
     }
-    const cancelled = cancelledId(message);
-    if (cancelled === undefined) return message;
     for (const [known, asked] of this.#serverRequests) {
-      if (!mine(asked, cancelled)) continue;
+      if (!mine(asked, cancelled!)) continue;
       // An answer the client sends anyway is dropped (#send): no other session gets it.
       this.#serverRequests.delete(known);
       if (known === cancelled) return message;

@@ -263,8 +263,10 @@ export class Bridge {
         this.#arm(related, this.#pending.get(related));
       }
     } else if (message.method === "notifications/cancelled" && this.#takesBack(message)) {
-      // The server took back its question: it goes where the question went.
-      related = this.#settleAsk(cancelledId(message)!);
+      // The server took back its question: it goes where the question went, if that call is
+      // still open.
+      const forId = this.#settleAsk(cancelledId(message)!);
+      related = forId !== undefined && this.#pending.has(forId) ? forId : undefined;
     } else {
       related = streamOf !== undefined && this.#pending.has(streamOf)
         ? streamOf

@@ -614,7 +614,8 @@ Deno.test("connect: a legacy SSE stream refused on reconnect fails the call in f
 
 Deno.test("connect: a question from a legacy SSE session the server replaced is never answered to the new one", async () => {
   // The server asks roots/list (id 1) on session s1, drops the stream, and on the new session s2
-  // asks roots/list with id 1 again. The client answers both: only the second reaches s2.
+  // asks roots/list with id 1 again. The client is told to stop on the first (its session is
+  // over); only the answer to the second reaches s2.
   const answered: string[] = [];
   const s2Answered = Promise.withResolvers<void>();
   const question = { jsonrpc: "2.0", id: 1, method: "roots/list" };
@@ -645,10 +646,12 @@ Deno.test("connect: a question from a legacy SSE session the server replaced is 
   // Both questions are answered once both have come; the first with one root, the second two.
   const both = Promise.withResolvers<void>();
   let questions = 0;
-  client.setRequestHandler(ListRootsRequestSchema, async () => {
+  const stopped: number[] = [];
+  client.setRequestHandler(ListRootsRequestSchema, async (_request, extra) => {
     const count = ++questions;
     if (count === 2) both.resolve();
     await both.promise;
+    if (extra.signal.aborted) stopped.push(count);
     return { roots: Array.from({ length: count }, (_, i) => ({ uri: `file:///r${i}` })) };
   });
   const lost = await client.callTool({ name: "a", arguments: {} })
@@ -657,6 +660,8 @@ Deno.test("connect: a question from a legacy SSE session the server replaced is 
   const result = await client.callTool({ name: "b", arguments: {} });
   assert.equal(textOf(result), "1 on s2: 2 roots", "s2 has the answer to its own question only");
   assert.deepEqual(answered, ["1 on s2: 2 roots"]);
+  // The client was told to stop on the first question: its session is over.
+  assert.deepEqual(stopped, [1]);
 });
 
 /**
@@ -1099,6 +1104,44 @@ Deno.test("connect: a retired session's late cancellation of a question the clie
   assert.equal(textOf(await second), "s2 done");
   assert.equal(secondAborted, false, "s1's cancellation did not reach s2's question");
   assert.deepEqual(answered, ["1 on s1", "1 on s2"]);
+});
+
+Deno.test("connect: a retired session's open question is called off at the client once the session goes", async () => {
+  // s1 asks for roots during its last call and answers the call without waiting for them: once
+  // the call is done, the retired session goes, and the client must stop on its question.
+  const answered: string[] = [];
+  const { server, url } = forgettingServer((id, session, message) => {
+    if (message.method === undefined) {
+      answered.push(`${JSON.stringify(id)} on ${session}`);
+      return new Response(null, { status: 202 });
+    }
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(messageEvent({ jsonrpc: "2.0", id: 1, method: "roots/list" }));
+        const result = { content: [{ type: "text", text: `ran on ${session}` }] };
+        controller.enqueue(messageEvent({ jsonrpc: "2.0", id, result }));
+        controller.close();
+      },
+    });
+    return new Response(body, { headers: { "content-type": "text/event-stream" } });
+  });
+  await using _server = server;
+  await using client = await connectStdio([url, "--timeout", "30s"], {
+    capabilities: { roots: {} },
+  });
+  const stopped = Promise.withResolvers<unknown>();
+  client.setRequestHandler(ListRootsRequestSchema, async (_request, extra) => {
+    if (!extra.signal.aborted) {
+      await new Promise((resolve) => extra.signal.addEventListener("abort", resolve));
+    }
+    stopped.resolve(extra.signal.reason);
+    return { roots: [] };
+  });
+  assert.equal(textOf(await client.callTool({ name: "a", arguments: {} })), "ran on s1");
+  const late = setTimeout(() => stopped.resolve("not called off within 5 s"), 5000);
+  assert.equal(await stopped.promise, "the server's session ended");
+  clearTimeout(late);
+  assert.deepEqual(answered, [], "nothing answered to a session that is gone");
 });
 
 Deno.test("connect: a call accepted with 202 by a session being retired is answered at once", async () => {

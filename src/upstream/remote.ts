@@ -64,6 +64,8 @@ interface Asked {
   client: Client;
   session: number;
   id: RequestId;
+  /** Its session is over, and the client was told so. */
+  ended?: boolean;
 }
 
 export class RemoteTransport implements UpstreamTransport {
@@ -346,7 +348,10 @@ export class RemoteTransport implements UpstreamTransport {
 
   /** A replaced session's transport: closed now, or (Streamable HTTP) once its POSTs are done. */
   #retire(client: Client | undefined): void {
-    if (!(client instanceof StreamableHttpClient)) return void this.#discard(client);
+    if (!(client instanceof StreamableHttpClient)) {
+      if (client) this.#endQuestions(client);
+      return void this.#discard(client);
+    }
     client.onerror = undefined;
     // Retired before retire(): what it answers at once (requests whose answer was to come on the
     // GET stream) must reach #fromRemote as a retired session's.
@@ -367,6 +372,7 @@ export class RemoteTransport implements UpstreamTransport {
     for (const client of this.#retired) {
       if (busy.has(client)) continue;
       this.#retired.delete(client);
+      this.#endQuestions(client);
       void this.#discard(client);
     }
   }
@@ -457,6 +463,23 @@ export class RemoteTransport implements UpstreamTransport {
   }
 
   /**
+   * `client`'s session is over: the client is told to stop on the questions it still has from it
+   * (a person may be looking at one). They stay known, so an answer sent anyway is dropped.
+   */
+  #endQuestions(client: Client): void {
+    const session = this.#session(client);
+    for (const [known, asked] of this.#serverRequests) {
+      if (asked.client !== client || asked.session !== session || asked.ended) continue;
+      asked.ended = true;
+      this.onmessage?.({
+        jsonrpc: "2.0",
+        method: "notifications/cancelled",
+        params: { requestId: known, reason: "the server's session ended" },
+      });
+    }
+  }
+
+  /**
    * Which session of `client` this is: 0, but counted up each time a legacy SSE server replaces
    * its session on the same connection. A request the client still answers keeps its session's
    * number, so its answer never goes to the next session.
@@ -523,6 +546,7 @@ export class RemoteTransport implements UpstreamTransport {
     if (client !== this.#client || this.#closed) return Promise.resolve();
     log.info("the server dropped the SSE connection; initializing the new session");
     // The same transport carries a new session: the old one's questions are answered nowhere.
+    this.#endQuestions(client);
     this.#sessionOf.set(client, this.#session(client) + 1);
     this.#failInflight(
       client,
@@ -554,6 +578,7 @@ export class RemoteTransport implements UpstreamTransport {
     this.#client = undefined;
     this.#ready = undefined;
     this.#noSession = "the SSE connection was lost";
+    this.#endQuestions(client);
     void this.#discard(client);
   }
 

@@ -20,6 +20,29 @@ import {
 import { initializeAnswer, type NativeKind, startNative } from "./support/native.ts";
 import { waitFor } from "./support/wait.ts";
 
+/**
+ * Has `client` answer roots/list only once told to stop (cancelled). The function returned
+ * resolves with the reason it was told, or says that it was not told within 5 s.
+ */
+function rootsCalledOff(client: StdioTestClient): () => Promise<unknown> {
+  const stopped = Promise.withResolvers<unknown>();
+  client.setRequestHandler(ListRootsRequestSchema, async (_request, extra) => {
+    if (!extra.signal.aborted) {
+      await new Promise((resolve) => extra.signal.addEventListener("abort", resolve));
+    }
+    stopped.resolve(extra.signal.reason);
+    return { roots: [] };
+  });
+  return async () => {
+    const late = setTimeout(() => stopped.resolve("not called off within 5 s"), 5000);
+    try {
+      return await stopped.promise;
+    } finally {
+      clearTimeout(late);
+    }
+  };
+}
+
 /** One SSE event of type message, carrying `message`. */
 function messageEvent(message: unknown): Uint8Array {
   return new TextEncoder().encode(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
@@ -612,6 +635,31 @@ Deno.test("connect: a legacy SSE stream refused on reconnect fails the call in f
   );
 });
 
+Deno.test("connect: a question from a legacy SSE connection lost for good is called off at the client", async () => {
+  // The server asks roots/list during a call, then drops the stream and refuses it from then on:
+  // the call fails at once, and the client is told to stop on the question.
+  let refusing = false;
+  const { server, streams, emit, url } = legacySseServer(async (session, message) => {
+    if (message.method === "initialize") {
+      emit(session, await initializeAnswer(message, session).json());
+    } else if (message.method === "tools/call") {
+      emit(session, { jsonrpc: "2.0", id: 1, method: "roots/list" });
+      refusing = true;
+      streams.get(session)!.close();
+    }
+  }, () => refusing);
+  await using _server = server;
+  await using client = await connectStdio([url, "--transport", "sse-only", "--timeout", "60s"], {
+    capabilities: { roots: {} },
+  });
+  const calledOff = rootsCalledOff(client);
+  await failsAtOnce(
+    client,
+    /the connection to the server was lost while this request was in flight/,
+  );
+  assert.equal(await calledOff(), "the server's session ended");
+});
+
 Deno.test("connect: a question from a legacy SSE session the server replaced is never answered to the new one", async () => {
   // The server asks roots/list (id 1) on session s1, drops the stream, and on the new session s2
   // asks roots/list with id 1 again. The client is told to stop on the first (its session is
@@ -826,12 +874,7 @@ Deno.test("connect: a question the server takes back lets --timeout run again", 
     capabilities: { roots: {} },
   });
   // The client answers nothing until the question is taken back (and then nothing at all).
-  client.setRequestHandler(ListRootsRequestSchema, async (_request, extra) => {
-    if (!extra.signal.aborted) {
-      await new Promise((resolve) => extra.signal.addEventListener("abort", resolve));
-    }
-    return { roots: [] };
-  });
+  rootsCalledOff(client);
   const error = await client.callTool({ name: "slow", arguments: {} }, undefined, {
     timeout: 10_000,
   }).then(() => assert.fail("it is never answered"), (e: Error) => e);
@@ -1129,18 +1172,9 @@ Deno.test("connect: a retired session's open question is called off at the clien
   await using client = await connectStdio([url, "--timeout", "30s"], {
     capabilities: { roots: {} },
   });
-  const stopped = Promise.withResolvers<unknown>();
-  client.setRequestHandler(ListRootsRequestSchema, async (_request, extra) => {
-    if (!extra.signal.aborted) {
-      await new Promise((resolve) => extra.signal.addEventListener("abort", resolve));
-    }
-    stopped.resolve(extra.signal.reason);
-    return { roots: [] };
-  });
+  const calledOff = rootsCalledOff(client);
   assert.equal(textOf(await client.callTool({ name: "a", arguments: {} })), "ran on s1");
-  const late = setTimeout(() => stopped.resolve("not called off within 5 s"), 5000);
-  assert.equal(await stopped.promise, "the server's session ended");
-  clearTimeout(late);
+  assert.equal(await calledOff(), "the server's session ended");
   assert.deepEqual(answered, [], "nothing answered to a session that is gone");
 });
 

@@ -3,6 +3,7 @@
 // (upstream gone, timed out, session closed), and closes both together.
 
 import type { Transport, TransportSendOptions } from "./sdk.ts";
+import { Deadlines } from "./deadlines.ts";
 import { formatError, ProxyError } from "./errors.ts";
 import type { NameFilter } from "./filter.ts";
 import {
@@ -63,8 +64,6 @@ interface Pending {
   progressToken?: string | number;
   /** The client dropped the connection it awaited this on. */
   abandoned?: boolean;
-  /** When its clock runs out (performance.now()), while it runs. */
-  due?: number;
   /** Server-to-client requests made for this one and not yet answered (its clock is paused). */
   asking?: number;
 }
@@ -93,12 +92,8 @@ export class Bridge {
   #hiddenUris = new Set<string>();
   /** Server-to-client requests in flight -> the client request they were made for. */
   #asks = new Map<RequestId, RequestId>();
-  /**
-   * The requests whose clock runs, soonest due first (a clock started again goes last: every
-   * clock is as long): one timer serves them all, not a timer per request.
-   */
-  #clocks = new Map<RequestId, Pending>();
-  #clockTimer?: ReturnType<typeof setTimeout>;
+  /** The requests whose clock runs (with a timeout set): one timer for all of them. */
+  #clocks?: Deadlines<RequestId>;
   #closed = false;
   /** Messages from the client still on their way upstream, and to the client. */
   #sending = 0;
@@ -113,6 +108,8 @@ export class Bridge {
     this.downstream = downstream;
     this.upstream = upstream;
     this.#options = options;
+    const ms = options.requestTimeoutMs;
+    if (ms) this.#clocks = new Deadlines(ms, (id) => this.#timeUp(id));
   }
 
   /** Number of client requests waiting for an answer. */
@@ -187,7 +184,7 @@ export class Bridge {
     if (this.#closed) return;
     this.#closed = true;
     await this.#failPending(reason);
-    clearTimeout(this.#clockTimer);
+    this.#clocks?.clear();
     await Promise.allSettled([this.upstream.close(), this.downstream.close()]);
     this.#progress.clear();
     this.#asks.clear();
@@ -276,7 +273,7 @@ export class Bridge {
         // The server asks the client something for this request; a person may take a while.
         this.#asks.set(message.id, related!);
         pending.asking = (pending.asking ?? 0) + 1;
-        this.#clocks.delete(related!);
+        this.#clocks?.stop(related!);
       }
     }
     const options: TransportSendOptions = related === undefined
@@ -345,40 +342,18 @@ export class Bridge {
 
   /** (Re)starts the request's clock, when a timeout is set (and nothing is asked for it). */
   #arm(id: RequestId, pending: Pending | undefined): void {
-    const ms = this.#options.requestTimeoutMs;
-    if (!ms || !pending) return;
-    this.#clocks.delete(id);
-    if (pending.asking) return;
-    pending.due = performance.now() + ms;
-    this.#clocks.set(id, pending);
-    if (this.#clockTimer === undefined) this.#startClock(ms);
+    if (!this.#clocks || !pending) return;
+    if (pending.asking) this.#clocks.stop(id);
+    else this.#clocks.start(id);
   }
 
-  /**
-   * The one timer, in `ms`. Unref'd: it outlives the requests it was started for (answered ones
-   * are not waited for), and must not keep the process alive for them.
-   */
-  #startClock(ms: number): void {
-    this.#clockTimer = setTimeout(this.#timeUp, ms);
-    Deno.unrefTimer(this.#clockTimer);
+  /** Request `id`'s time is up: given up on, unless the clock is held. */
+  #timeUp(id: RequestId): void {
+    const pending = this.#pending.get(id);
+    if (!pending) return;
+    if (this.#options.holdClock?.()) this.#arm(id, pending);
+    else this.#giveUp(id, pending);
   }
-
-  /** The clock timer: requests whose time is up are given up on; it waits for the next. */
-  #timeUp = (): void => {
-    this.#clockTimer = undefined;
-    const now = performance.now();
-    for (const [id, pending] of this.#clocks) {
-      if (pending.due! > now) {
-        this.#startClock(pending.due! - now);
-        return;
-      }
-      this.#clocks.delete(id);
-      if (this.#pending.get(id) !== pending) continue;
-      // (Started again, it goes last, due later: the loop stops there.)
-      if (this.#options.holdClock?.()) this.#arm(id, pending);
-      else this.#giveUp(id, pending);
-    }
-  };
 
   /** No answer in time: the client gets an error and the server a cancellation. */
   #giveUp(id: RequestId, pending: Pending): void {
@@ -400,7 +375,7 @@ export class Bridge {
     const pending = this.#pending.get(id);
     if (!pending) return;
     this.#pending.delete(id);
-    this.#clocks.delete(id);
+    this.#clocks?.stop(id);
     if (pending.progressToken !== undefined) this.#progress.delete(pending.progressToken);
     this.#checkIdle();
   }

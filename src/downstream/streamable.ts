@@ -7,6 +7,7 @@ import type { JSONRPCMessage, RequestId } from "../jsonrpc.ts";
 import { isRequest, isResponse, jsonText, reusedIdReason, SESSION_NOT_FOUND } from "../jsonrpc.ts";
 import { SUPPORTED_PROTOCOL_VERSIONS } from "../protocol.ts";
 import type { Transport, TransportSendOptions } from "../sdk.ts";
+import { Deadlines } from "../deadlines.ts";
 import { framed } from "../lines.ts";
 import { jsonRpcErrorResponse } from "./body.ts";
 import type { BoundedEventStore } from "./event_store.ts";
@@ -67,9 +68,6 @@ interface Stream {
 
 interface Hold {
   resolve: (response: Response) => void;
-  streamId: string;
-  /** When it becomes an event stream (performance.now()). */
-  until: number;
   /** The protocol version the POST was made with (whether its stream starts with an event id). */
   version: string;
 }
@@ -87,16 +85,18 @@ export class StreamableServerTransport implements Transport {
   #streams = new Map<string, Stream>();
   #requests = new Map<RequestId, string>();
   #keepalive?: ReturnType<typeof setInterval>;
-  /**
-   * The held POSTs, oldest (so soonest due) first: one timer serves them all. A timer per POST
-   * lived as long as the POST: at 64 calls at once (serve <url>), 16 KB per call outlived the
-   * young generation with it, 13 KB without (--trace-gc-nvp).
-   */
-  #held = new Set<Stream>();
-  #holdTimer?: ReturnType<typeof setTimeout>;
+  /** How long a lone request's POST is held for a JSON answer (0: never). */
+  #holdMs: number;
+  /** The held POSTs, by stream id: each becomes an event stream when its time is up. */
+  #held: Deadlines<string>;
 
   constructor(options: StreamableOptions = {}) {
     this.#options = options;
+    this.#holdMs = options.streamAfterMs ?? STREAM_AFTER_MS;
+    this.#held = new Deadlines(this.#holdMs, (streamId) => {
+      const stream = this.#streams.get(streamId);
+      if (stream) this.#release(streamId, stream);
+    });
   }
 
   start(): Promise<void> {
@@ -166,7 +166,7 @@ export class StreamableServerTransport implements Transport {
     if (!stream) return;
     stream.pending.delete(id);
     if (stream.pending.size > 0) return;
-    this.#takeHold(stream)?.resolve(new Response(null, { status: 202 }));
+    this.#takeHold(streamId, stream)?.resolve(new Response(null, { status: 202 }));
     this.#end(streamId);
   }
 
@@ -174,7 +174,7 @@ export class StreamableServerTransport implements Transport {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
     clearInterval(this.#keepalive);
-    clearTimeout(this.#holdTimer);
+    this.#held.clear();
     for (const streamId of [...this.#streams.keys()]) this.#end(streamId);
     this.#requests.clear();
     this.onclose?.();
@@ -235,13 +235,11 @@ export class StreamableServerTransport implements Transport {
     const stream: Stream = { pending: new Set(requests.map((request) => request.id)) };
     for (const request of requests) this.#requests.set(request.id, streamId);
     this.#streams.set(streamId, stream);
-    const holdMs = this.#options.streamAfterMs ?? STREAM_AFTER_MS;
     // Not for a batch, even of one: its answer must be an array, as JSON-RPC says.
-    if (!Array.isArray(body) && holdMs > 0) {
+    if (!Array.isArray(body) && this.#holdMs > 0) {
       return new Promise<Response>((resolve) => {
-        stream.hold = { resolve, streamId, until: performance.now() + holdMs, version };
-        this.#held.add(stream);
-        if (this.#holdTimer === undefined) this.#startHoldTimer(holdMs);
+        stream.hold = { resolve, version };
+        this.#held.start(streamId);
         this.onmessage?.(messages[0]!);
       });
     }
@@ -256,7 +254,7 @@ export class StreamableServerTransport implements Transport {
 
   /** The held POST's answer came first and soon: one JSON body. */
   #answerHeld(streamId: string, stream: Stream, json: string): Promise<void> {
-    const hold = this.#takeHold(stream)!;
+    const hold = this.#takeHold(streamId, stream)!;
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (this.sessionId !== undefined) headers["mcp-session-id"] = this.sessionId;
     hold.resolve(new Response(json, { status: 200, headers }));
@@ -266,7 +264,7 @@ export class StreamableServerTransport implements Transport {
 
   /** The held POST becomes an event stream (it is taking a while, or more than an answer comes). */
   #release(streamId: string, stream: Stream): void {
-    const hold = this.#takeHold(stream);
+    const hold = this.#takeHold(streamId, stream);
     if (!hold) return;
     const readable = this.#open(streamId, stream);
     const events = this.#options.events;
@@ -380,33 +378,13 @@ export class StreamableServerTransport implements Transport {
   }
 
   /** The stream's held POST, if any, no longer held: the caller answers it. */
-  #takeHold(stream: Stream): Hold | undefined {
+  #takeHold(streamId: string, stream: Stream): Hold | undefined {
     const hold = stream.hold;
     if (!hold) return undefined;
     stream.hold = undefined;
-    this.#held.delete(stream);
+    this.#held.stop(streamId);
     return hold;
   }
-
-  /** The one hold timer, in `ms`; unref'd, as it outlives the POSTs answered meanwhile. */
-  #startHoldTimer(ms: number): void {
-    this.#holdTimer = setTimeout(this.#releaseDue, ms);
-    Deno.unrefTimer(this.#holdTimer);
-  }
-
-  /** The hold timer: POSTs held for their time become event streams; it waits for the next. */
-  #releaseDue = (): void => {
-    this.#holdTimer = undefined;
-    const now = performance.now();
-    for (const stream of this.#held) {
-      const hold = stream.hold!;
-      if (hold.until > now) {
-        this.#startHoldTimer(hold.until - now);
-        return;
-      }
-      this.#release(hold.streamId, stream);
-    }
-  };
 
   /** One timer per session sends keep-alives on every open stream. */
   #armKeepalive(): void {

@@ -5,7 +5,7 @@ import type { Transport } from "../sdk.ts";
 import { type JSONRPCMessage, jsonText } from "../jsonrpc.ts";
 import { log } from "../log.ts";
 import { framed } from "../lines.ts";
-import { admit, MAX_UNREAD_BYTES } from "./streamable.ts";
+import { enqueueIfRead, MAX_UNREAD_BYTES } from "./streamable.ts";
 
 const encoder = new TextEncoder();
 const KEEPALIVE_MS = 15_000;
@@ -78,10 +78,7 @@ export class SseServerTransport implements Transport {
     if (!controller) return;
     try {
       const chunks = framed(head, text, tail);
-      if (admit(controller, this.#unread, chunks)) {
-        for (const bytes of chunks) controller.enqueue(bytes);
-        return;
-      }
+      if (enqueueIfRead(controller, this.#unread, chunks)) return;
       log.warn(`SSE session ${this.sessionId}: the client is not reading its stream; ended`);
       controller.error(new Error("the client is not reading this stream"));
       this.#controller = undefined;

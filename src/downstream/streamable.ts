@@ -415,10 +415,7 @@ function write(stream: Stream, ...chunks: Uint8Array[]): void {
   const controller = stream.controller;
   if (!controller) return;
   try {
-    if (admit(controller, stream, chunks)) {
-      for (const bytes of chunks) controller.enqueue(bytes);
-      return;
-    }
+    if (enqueueIfRead(controller, stream, chunks)) return;
     controller.error(new Error("the client is not reading this stream"));
   } catch {
     // Closed or cancelled already.
@@ -427,12 +424,12 @@ function write(stream: Stream, ...chunks: Uint8Array[]): void {
 }
 
 /**
- * Whether a message (its `chunks`) may be queued for the client: not when it has left
- * MAX_UNREAD_BYTES unread, or more than the biggest message queued since it last caught up (one
- * big message may take a while to read). `state.biggest` is reset by the stream's pull, when the
- * client has caught up.
+ * Queues a message (its `chunks`) for the client, unless it has left MAX_UNREAD_BYTES unread, or
+ * more than the biggest message queued since it last caught up (one big message may take a while
+ * to read): then false, and nothing is queued. `state.biggest` is reset by the stream's pull,
+ * when the client has caught up.
  */
-export function admit(
+export function enqueueIfRead(
   controller: ReadableStreamDefaultController<Uint8Array>,
   state: { biggest?: number },
   chunks: readonly Uint8Array[],
@@ -442,6 +439,7 @@ export function admit(
   let size = 0;
   for (const bytes of chunks) size += bytes.length;
   state.biggest = Math.max(state.biggest ?? 0, size);
+  for (const bytes of chunks) controller.enqueue(bytes);
   return true;
 }
 

@@ -18,6 +18,7 @@ import {
   ResourceUpdatedNotificationSchema,
 } from "./support/sdk.ts";
 import { initializeAnswer, type NativeKind, startNative } from "./support/native.ts";
+import { messageEvent } from "./support/sse.ts";
 import { waitFor } from "./support/wait.ts";
 
 /**
@@ -41,11 +42,6 @@ function rootsCalledOff(client: StdioTestClient): () => Promise<unknown> {
       clearTimeout(late);
     }
   };
-}
-
-/** One SSE event of type message, carrying `message`. */
-function messageEvent(message: unknown): Uint8Array {
-  return new TextEncoder().encode(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
 }
 
 Deno.test("connect: the full feature set over Streamable HTTP", async () => {

@@ -7,7 +7,7 @@ import { connectHttp, connectSse, endSession, textOf } from "./support/client.ts
 import { checkCatalog, checkRoundTrips, ROUND_TRIP_CAPABILITIES } from "./support/features.ts";
 import { initializeAnswer, startNative } from "./support/native.ts";
 import { RawSession } from "./support/raw_session.ts";
-import { messageOf, parseSse } from "./support/sse.ts";
+import { messageEvent, messageOf, parseSse } from "./support/sse.ts";
 import { waitFor } from "./support/wait.ts";
 
 Deno.test("serve <url>: the full feature set, over Streamable HTTP and SSE", async () => {
@@ -81,12 +81,9 @@ Deno.test("serve <url>: a server's request goes on the stream of the call it cam
   let aAnswered!: () => void;
   const aDone = new Promise<void>((resolve) => (aAnswered = resolve));
   const stream = (events: (send: (message: unknown) => void) => Promise<void>) => {
-    const encoder = new TextEncoder();
     const body = new ReadableStream<Uint8Array>({
       async start(controller) {
-        await events((message) =>
-          controller.enqueue(encoder.encode(`event: message\ndata: ${JSON.stringify(message)}\n\n`))
-        );
+        await events((message) => controller.enqueue(messageEvent(message)));
         controller.close();
       },
     });

@@ -14,6 +14,11 @@ export interface SseEvent {
   retry?: number;
 }
 
+/** One event of type message carrying `message`, as a server writes it on an event stream. */
+export function messageEvent(message: unknown): Uint8Array {
+  return new TextEncoder().encode(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+}
+
 /** Parses `body` as text/event-stream; ends when the stream ends (or is cancelled). */
 export async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerator<SseEvent> {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();

@@ -260,6 +260,19 @@ Deno.test("cli: connect and serve <url> parse the remote flags", async (t) => {
     assert.equal(remote.enableProxy, true);
     assert.deepEqual(tools, { allow: ["get_?"], ignore: ["delete_*"] });
   });
+  await t.step("a flag given twice: the last value, or every value of a list", () => {
+    const { remote } = connect([
+      "https://mcp.example.com/mcp",
+      "--timeout=1s",
+      "--timeout",
+      "2m",
+      "--header",
+      "A: x=y",
+      "--header=B: =",
+    ]);
+    assert.equal(remote.timeoutMs, 120_000);
+    assert.deepEqual(remote.headers, [["A", "x=y"], ["B", "="]]);
+  });
   await t.step("plain HTTP: allowed for loopback, else only with --allow-http", () => {
     assert.equal(connect(["http://localhost:3000/mcp"]).remote.url.port, "3000");
     assert.equal(connect(["http://127.0.0.1:3000/mcp"]).remote.url.hostname, "127.0.0.1");

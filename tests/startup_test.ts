@@ -39,6 +39,16 @@ Deno.test("startup: main.ts loads neither the SDK nor oauth4webapi until a mode 
   assert.deepEqual(heavy, [], "statically imported by main.ts");
 });
 
+Deno.test("startup: no mode but the gateway imports a node: module", async () => {
+  // The first node: import makes Deno set up its Node layer: about 5 ms more start-up for
+  // serve <url>, and memory.
+  for (const module of ["main.ts", "src/connect.ts", "src/cli_remote.ts"]) {
+    const graph = [...await staticGraph(MAIN.replace(/main\.ts$/, module))];
+    const node = graph.filter((specifier) => specifier.startsWith("node:"));
+    assert.deepEqual(node, [], `statically imported by ${module}`);
+  }
+});
+
 Deno.test("startup: connect and serve <url> never load the SDK, whatever the transport", async () => {
   // The SDK costs about 40 MB of memory and its Zod schemas once loaded; our own client
   // transports (Streamable HTTP and legacy SSE) and OAuth need none of it.

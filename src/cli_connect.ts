@@ -62,7 +62,7 @@ export function parseConnect(args: readonly string[], env: EnvAccess): ConnectOp
   const url = urlAt === -1 ? undefined : args[urlAt];
   const rest = urlAt === -1 ? args : [...args.slice(0, urlAt), ...args.slice(urlAt + 1)];
   const { flags, rest: extra } = splitAtCommand(rest, CONNECT_FLAGS, "connect");
-  const values = parseFlags(flags, CONNECT_FLAGS, "connect");
+  const values = parseFlags(flags, "connect");
   if (values.help) return { mode: "help", text: usageFor(CONNECT_USAGE, CONNECT_FLAGS) };
   if (extra.length > 0) {
     throw new UsageError(

@@ -51,18 +51,27 @@ export function usageFor(usage: string, flags: readonly FlagSpec[]): string {
   return `${usage}\n\nFlags:\n${lines.join("\n")}\n`;
 }
 
+/** A flag as given: its spec, the name it was written with, and the value written with it. */
+export interface FlagToken {
+  spec: FlagSpec;
+  /** "--port", "-p": for messages. */
+  flag: string;
+  /** The value after "=" or in the next token; undefined for a switch given none. */
+  value?: string;
+}
+
 /**
  * Splits argv into our flags and the command: the command starts at "--" or at the first
  * token that is neither a flag nor a flag's value. Unknown flags are refused here, by name.
- * Flag values given as separate tokens are joined ("--port 0" -> "--port=0"), so a value that
- * starts with "-" is still a value.
+ * A string flag's value may be its next token ("--port 0"), so a value that starts with "-" is
+ * still a value.
  */
 export function splitAtCommand(
   args: readonly string[],
   specs: readonly FlagSpec[],
   mode: string,
-): { flags: string[]; rest: string[] } {
-  const flags: string[] = [];
+): { flags: FlagToken[]; rest: string[] } {
+  const flags: FlagToken[] = [];
   for (let i = 0; i < args.length; i++) {
     const token = args[i]!;
     if (token === "--") return { flags, rest: [...args.slice(i + 1)] };
@@ -71,11 +80,15 @@ export function splitAtCommand(
     if (!spec) {
       throw new UsageError(`unknown flag "${token}" for ${mode}; run mcp-proxy ${mode} --help`);
     }
-    if (spec.type === "string" && !token.includes("=")) {
+    const at = token.indexOf("=");
+    const flag = at === -1 ? token : token.slice(0, at);
+    if (at !== -1) {
+      flags.push({ spec, flag, value: token.slice(at + 1) });
+    } else if (spec.type === "string") {
       if (i + 1 >= args.length) throw new UsageError(`${token} needs a value (${spec.arg})`);
-      flags.push(`--${spec.name}=${args[++i]}`);
+      flags.push({ spec, flag, value: args[++i]! });
     } else {
-      flags.push(token);
+      flags.push({ spec, flag });
     }
   }
   return { flags, rest: [] };
@@ -92,35 +105,18 @@ function findSpec(token: string, specs: readonly FlagSpec[]): FlagSpec | undefin
 export type FlagValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
 
 /**
- * Reads the flags splitAtCommand let through (each "--name", "--name=value" or "-x") into values by
- * flag name: a string flag's last value, every value of a `multiple` one, true for a switch. Our
- * own loop, not node:util's parseArgs: importing any node: module makes Deno set up its Node
- * layer, which costs every run about 5 MB of RSS and 5 to 10 ms of start-up.
+ * The values of the flags splitAtCommand found, by flag name: a string flag's last value, every
+ * value of a `multiple` one, true for a switch (refused when given a value). Our own loop, not
+ * node:util's parseArgs: importing any node: module makes Deno set up its Node layer, which
+ * costs every run about 5 MB of RSS and 5 to 10 ms of start-up.
  */
-export function parseFlags(
-  flags: readonly string[],
-  specs: readonly FlagSpec[],
-  mode: string,
-): FlagValues {
+export function parseFlags(flags: readonly FlagToken[], mode: string): FlagValues {
   const values: FlagValues = {};
-  for (const token of flags) {
-    const spec = findSpec(token, specs);
-    if (!spec) {
-      throw new UsageError(`unknown flag "${token}" for ${mode}; run mcp-proxy ${mode} --help`);
+  for (const { spec, flag, value: given } of flags) {
+    if (spec.type === "boolean" && given !== undefined) {
+      throw new UsageError(`${flag} is a switch and takes no value; run mcp-proxy ${mode} --help`);
     }
-    const at = token.indexOf("=");
-    let value: string | boolean;
-    if (spec.type === "boolean") {
-      if (at !== -1) {
-        throw new UsageError(
-          `${token.slice(0, at)} is a switch and takes no value; run mcp-proxy ${mode} --help`,
-        );
-      }
-      value = true;
-    } else {
-      if (at === -1) throw new UsageError(`${token} needs a value (${spec.arg})`);
-      value = token.slice(at + 1);
-    }
+    const value = given ?? true;
     const before = values[spec.name];
     values[spec.name] = !spec.multiple
       ? value

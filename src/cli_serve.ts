@@ -210,7 +210,7 @@ export function parseServe(args: readonly string[], env: EnvAccess): ServeOption
     throw new UsageError(`serve takes one URL (got also "${after.rest[0]}")`);
   }
   const flags = after ? [...split.flags, ...after.flags] : split.flags;
-  const values = parseFlags(flags, SERVE_FLAGS, "serve");
+  const values = parseFlags(flags, "serve");
   if (values.help) return { mode: "help", text: usageFor(SERVE_USAGE, SERVE_FLAGS) };
   const config = str(values.config);
   if (config !== undefined && command !== undefined) {

@@ -2,7 +2,7 @@
 // means, whatever the chunks it arrives in.
 
 import assert from "node:assert/strict";
-import { type SseEvent, SseParser } from "../src/upstream/sse_parser.ts";
+import { readEvents, type SseEvent, SseParser, Stop } from "../src/upstream/sse_parser.ts";
 
 function parse(chunks: string[]): { events: SseEvent[]; lastEventId?: string; retryMs?: number } {
   const events: SseEvent[] = [];
@@ -75,4 +75,55 @@ Deno.test("sse parser: a 4 MB line in 64 KiB chunks is joined once, intact", () 
   assert.equal(events.length, 1);
   assert.equal(events[0]!.data.length, data.length);
   assert.equal(events[0]!.data, data);
+});
+
+/** A byte stream of `chunks`, then either its end or (`open`) nothing more until cancelled. */
+function byteStream(chunks: Uint8Array[], open = false) {
+  const state = { cancelled: false };
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      for (const chunk of chunks) controller.enqueue(chunk);
+      if (!open) controller.close();
+    },
+    cancel() {
+      state.cancelled = true;
+    },
+  });
+  return { body, state };
+}
+
+Deno.test("sse readEvents: bytes split inside a character, and one leading BOM dropped", async () => {
+  const bytes = new TextEncoder().encode("\ufeffdata: caf\u00e9 \u2603\n\ndata: \ufeffok\n\n");
+  // Every split point: a chunk may end inside the BOM, the e-acute or the snowman.
+  for (let at = 1; at < bytes.length; at++) {
+    const events: SseEvent[] = [];
+    const { body } = byteStream([bytes.slice(0, at), bytes.slice(at)]);
+    assert.equal(await readEvents(body, new SseParser((event) => events.push(event))), undefined);
+    assert.deepEqual(events, [
+      { event: "message", data: "caf\u00e9 \u2603" },
+      { event: "message", data: "\ufeffok" },
+    ], `split at ${at}`);
+  }
+});
+
+Deno.test("sse readEvents: a Stop ends a read that waits, and cancels the stream", async () => {
+  const events: SseEvent[] = [];
+  const { body, state } = byteStream([new TextEncoder().encode("data: a\n\n")], true);
+  const stop = new Stop();
+  // Stopped later, while the next read waits on a stream that sends nothing more.
+  const parser = new SseParser((event) => void events.push(event));
+  const stopping = setTimeout(() => stop.stop(), 20);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const hung = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error("the read did not end")), 5000);
+  });
+  try {
+    assert.equal(await Promise.race([readEvents(body, parser, { stop }), hung]), undefined);
+  } finally {
+    clearTimeout(stopping);
+    clearTimeout(timer);
+  }
+  assert.deepEqual(events, [{ event: "message", data: "a" }]);
+  assert.equal(state.cancelled, true);
+  assert.equal(stop.onStop, undefined);
 });

@@ -51,6 +51,9 @@ export async function readJsonBody(req: Request, maxBytes: number): Promise<Body
   return { ok: true, value };
 }
 
+/** Decodes whole bodies (not streamed: one decoder serves every request). */
+const decoder = new TextDecoder();
+
 /** The largest declared body read into a buffer allocated before it arrives. */
 const PREALLOCATE_MAX = 2 * 1024 * 1024;
 
@@ -89,15 +92,15 @@ async function readLimited(
     into = undefined;
     chunks.push(value);
   }
-  if (into) return new TextDecoder().decode(into.subarray(0, total));
-  if (chunks.length === 1) return new TextDecoder().decode(chunks[0]);
+  if (into) return decoder.decode(into.subarray(0, total));
+  if (chunks.length === 1) return decoder.decode(chunks[0]);
   const all = new Uint8Array(total);
   let offset = 0;
   for (const chunk of chunks) {
     all.set(chunk, offset);
     offset += chunk.byteLength;
   }
-  return new TextDecoder().decode(all);
+  return decoder.decode(all);
 }
 
 function tooLarge(maxBytes: number, declared?: number): BodyResult {

@@ -11,15 +11,40 @@ export interface SseEvent {
 }
 
 const STREAM: TextDecodeOptions = { stream: true };
+/**
+ * Decodes chunks that end on a character boundary, for every stream at once: no decoder of its
+ * own for each stream. The BOM is kept for the parser, which drops one at the stream's start.
+ */
+const whole = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** When to stop reading before the stream ends: `done` is asked after each chunk. */
 export interface ReadUntil {
-  signal?: AbortSignal;
+  stop?: Stop;
   done?: () => boolean;
 }
 
 /**
- * Reads `body` into `parser` until it ends, `until.signal` aborts or `until.done()` is true; the
+ * Stops a reading from outside (a request's answer no longer wanted): what an AbortController
+ * would do for readEvents, without an event listener added and removed for every stream.
+ */
+export class Stop {
+  #stopped = false;
+  /** Ends the read waiting now, if one is. */
+  onStop?: () => void;
+
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.onStop?.();
+  }
+}
+
+/**
+ * Reads `body` into `parser` until it ends, `until.stop` is stopped or `until.done()` is true; the
  * error that broke the stream, if one did. A stream left early is cancelled (its connection freed).
  */
 export async function readEvents(
@@ -29,22 +54,29 @@ export async function readEvents(
 ): Promise<unknown> {
   if (!body) return undefined;
   const chunks = chunkReader(body, FIRST_READ, MAX_READ);
-  const decoder = new TextDecoder();
+  /** The stream's own decoder, from the first chunk that ends inside a character on. */
+  let split: TextDecoder | undefined;
   let ended = false;
   const cancel = () => void chunks.cancel().catch(() => {});
-  until.signal?.addEventListener("abort", cancel, { once: true });
+  const stop = until.stop;
+  if (stop) stop.onStop = cancel;
   try {
     for (let chunk = await chunks.read(); chunk; chunk = await chunks.read()) {
-      parser.push(decoder.decode(chunk, STREAM));
+      if (split === undefined && chunk[chunk.length - 1]! < 0x80) {
+        parser.push(whole.decode(chunk));
+      } else {
+        split ??= new TextDecoder("utf-8", { ignoreBOM: true });
+        parser.push(split.decode(chunk, STREAM));
+      }
       if (until.done?.()) return undefined;
     }
     ended = true;
-    if (!until.signal?.aborted) parser.push(decoder.decode());
+    if (split && !stop?.stopped) parser.push(split.decode());
     return undefined;
   } catch (error) {
     return error;
   } finally {
-    until.signal?.removeEventListener("abort", cancel);
+    if (stop) stop.onStop = undefined;
     if (!ended) cancel();
   }
 }

@@ -19,7 +19,7 @@ import {
 import { log } from "../log.ts";
 import type { FetchLike } from "../sdk.ts";
 import { fetchWithinOrigin, mediaType, refusal, refusalText } from "./http_request.ts";
-import { readEvents, SseParser } from "./sse_parser.ts";
+import { readEvents, SseParser, Stop } from "./sse_parser.ts";
 import type { UpstreamExtra } from "./child.ts";
 
 /** How a dropped event stream is reopened; the server's `retry` field overrides the delay. */
@@ -51,9 +51,11 @@ export class StreamableHttpClient {
   #abort = new AbortController();
   /** The session's own GET stream; aborted when the client is retired. */
   #listening = new AbortController();
+  /** Stops the reading of the session's own GET stream (with #listening). */
+  #listeningStop = new Stop();
   #timers = new Set<ReturnType<typeof setTimeout>>();
-  /** Requests whose event stream is read (or resumed); aborting one lets that stream go. */
-  #streams = new Map<RequestId, AbortController>();
+  /** Requests whose event stream is read (or resumed); stopping one lets that stream go. */
+  #streams = new Map<RequestId, Stop>();
   /** Requests accepted with 202, whose answer is to come on the GET stream. */
   #onGet = new Set<RequestId>();
   #sessionId?: string;
@@ -115,7 +117,7 @@ export class StreamableHttpClient {
     }
     const type = mediaType(response.headers.get("content-type"));
     if (type === "text/event-stream") {
-      this.#streams.set(message.id, new AbortController());
+      this.#streams.set(message.id, new Stop());
       return void this.#read(response.body, message.id).catch((error) => this.#failed(error));
     }
     if (type === "application/json") {
@@ -148,7 +150,7 @@ export class StreamableHttpClient {
     const stream = this.#streams.get(id);
     if (!stream) return;
     this.#streams.delete(id);
-    stream.abort();
+    stream.stop();
   }
 
   /**
@@ -158,6 +160,7 @@ export class StreamableHttpClient {
   retire(): void {
     this.#retired = true;
     this.#listening.abort();
+    this.#listeningStop.stop();
     // Answers that were to come on the GET stream never will.
     const waiting = [...this.#onGet];
     this.#onGet.clear();
@@ -278,8 +281,8 @@ export class StreamableHttpClient {
     let answered = false;
     /** Messages the stream brought (priming events, with no data, do not count). */
     let messages = 0;
-    const stop = request === undefined ? this.#listening : this.#streams.get(request);
-    if (!stop || stop.signal.aborted) return void await body?.cancel().catch(() => {});
+    const stop = request === undefined ? this.#listeningStop : this.#streams.get(request);
+    if (!stop || stop.stopped) return void await body?.cancel().catch(() => {});
     const related = request === undefined ? undefined : { relatedRequestId: request };
     const parser = new SseParser(({ event, data }) => {
       if (event !== "message" || data === "") return;
@@ -297,8 +300,8 @@ export class StreamableHttpClient {
     });
     parser.lastEventId = resumedFrom;
     // After its answer a request's stream has nothing more for us (the server SHOULD end it).
-    const problem = await readEvents(body, parser, { signal: stop.signal, done: () => answered });
-    if (this.#closed || stop.signal.aborted) return;
+    const problem = await readEvents(body, parser, { stop, done: () => answered });
+    if (this.#closed || stop.stopped) return;
     if (parser.retryMs !== undefined) this.#retryMs = parser.retryMs;
     if (problem !== undefined) {
       this.onerror?.(

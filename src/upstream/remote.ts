@@ -395,14 +395,9 @@ export class RemoteTransport implements UpstreamTransport {
       if (isResponse(message)) {
         if (message.id === undefined || this.#inflight.get(message.id) !== client) return;
         this.#forgetRequest(message.id);
-      } else {
-        const passed = this.#fromServer(client, message);
-        if (!passed) return;
-        message = passed;
+        return this.onmessage?.(message, extra);
       }
-      return this.onmessage?.(message, extra);
-    }
-    if (isResponse(message) && message.id !== undefined) {
+    } else if (isResponse(message) && message.id !== undefined) {
       const internal = this.#internal.get(message.id);
       if (internal) {
         this.#internal.delete(message.id);
@@ -412,12 +407,11 @@ export class RemoteTransport implements UpstreamTransport {
       if (message.id === this.#initialize?.id && "result" in message) {
         adoptVersion(client, message.result);
       }
-    } else {
-      const passed = this.#fromServer(client, message);
-      if (!passed) return;
-      message = passed;
+      return this.onmessage?.(message, extra);
     }
-    this.onmessage?.(message, extra);
+    // The server's requests and notifications, from either session.
+    const passed = this.#fromServer(client, message);
+    if (passed) this.onmessage?.(passed, extra);
   }
 
   /**

@@ -8,6 +8,7 @@ import { formatError, ProxyError } from "./errors.ts";
 import type { NameFilter } from "./filter.ts";
 import {
   cancelledId,
+  dropText,
   errorResponse,
   INVALID_PARAMS,
   INVALID_REQUEST,
@@ -90,6 +91,8 @@ export class Bridge {
   #progress = new Map<string | number, RequestId>();
   /** URIs of resources the filter hid from resources/list (reads of them are refused). */
   #hiddenUris = new Set<string>();
+  /** A filter is set: what the client sends is sent on as parsed, never as the text it came in. */
+  #judging: boolean;
   /** Server-to-client requests in flight -> the client request they were made for. */
   #asks = new Map<RequestId, RequestId>();
   /** The requests whose clock runs (with a timeout set): one timer for all of them. */
@@ -108,6 +111,8 @@ export class Bridge {
     this.downstream = downstream;
     this.upstream = upstream;
     this.#options = options;
+    const { tools, prompts, resources } = options.filter ?? {};
+    this.#judging = !!(tools?.active || prompts?.active || resources?.active);
     const ms = options.requestTimeoutMs;
     if (ms) this.#clocks = new Deadlines(ms, (id) => this.#timeUp(id));
   }
@@ -193,6 +198,9 @@ export class Bridge {
 
   async #fromDownstream(message: JSONRPCMessage): Promise<void> {
     this.#options.onActivity?.();
+    // The server reads what the filter judged: a name given twice in the text cannot be the
+    // allowed one here and the hidden one there.
+    if (this.#judging) dropText(message);
     const cancelled = cancelledId(message);
     if (isRequest(message)) {
       const hidden = this.#hidden(message);

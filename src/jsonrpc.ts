@@ -117,10 +117,11 @@ export function checkMessage(value: unknown, strict = false): string | undefined
 
 /**
  * The JSON text a large message arrived as, kept so that forwarding it unchanged skips a
- * re-serialization (a 1 MiB tool result is then never stringified again). Only for messages from
- * servers (what clients send is re-serialized, so what the server reads is what we checked), only
+ * re-serialization (a 1 MiB tool result or request is then never stringified again). Only
  * single-line text (safe in stdio lines and SSE data), and never for a message we built: a
- * changed message is a new object, which has no text kept.
+ * changed message is a new object, which has no text kept. A client's message that a filter
+ * judges has its text dropped (dropText): the server then reads what was judged, with no duplicate
+ * key meaning one name to the filter and another to the server.
  */
 const TEXTS = new WeakMap<object, string>();
 /** Below this, JSON.stringify is cheaper than the bookkeeping. */
@@ -135,6 +136,11 @@ export function keepText(value: unknown, text: string): void {
   if (Array.isArray(value)) return;
   const trimmed = text.trim(); // a body ending in a newline is common
   if (!trimmed.includes("\n") && !trimmed.includes("\r")) TEXTS.set(value, trimmed);
+}
+
+/** Forgets the text `message` arrived as: it is sent as parsed (JSON.stringify). */
+export function dropText(message: object): void {
+  TEXTS.delete(message);
 }
 
 /** The JSON text of `message`: the text it arrived as, if kept, else JSON.stringify. */

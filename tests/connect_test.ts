@@ -382,7 +382,10 @@ async function rawConnect(
   messages: readonly unknown[],
 ): Promise<{ code: number; stdout: string[]; stderr: string[] }> {
   const result = await runCli(["connect", ...args], {
-    stdin: messages.map((message) => JSON.stringify(message) + "\n").join(""),
+    // A string is a line as it is; anything else is serialized.
+    stdin: messages.map((message) =>
+      (typeof message === "string" ? message : JSON.stringify(message)) + "\n"
+    ).join(""),
   });
   const split = (text: string) => text.split("\n").filter((line) => line !== "");
   return { code: result.code, stdout: split(result.stdout), stderr: split(result.stderr) };
@@ -1203,6 +1206,33 @@ Deno.test("connect: a large answer reaches stdout as the server wrote it; a mult
   const byId = new Map(stdout.map((text) => [JSON.parse(text).id, text]));
   assert.equal(byId.get(2), line(2), "forwarded as it came");
   assert.deepEqual(JSON.parse(byId.get(3)!), JSON.parse(line(3)), "one stdout line, same message");
+});
+
+Deno.test("connect: a large request reaches the server as the client wrote it; under a tool filter, as parsed", async () => {
+  // Formatted as JSON.stringify never would (spaces, a \u escape), and over 16 KB. `dup` names a
+  // tool twice: JSON.parse keeps the last name, a server may read the first.
+  const pad = "x".repeat(20_000);
+  const call = (id: number, name: string) =>
+    `{"jsonrpc":"2.0", "id":${id}, "method":"tools/call", "params":{${name}, ` +
+    `"arguments":{"text":"caf\\u00e9 ${pad}"}}}`;
+  const plain = call(2, `"name":"heard"`);
+  const dup = call(3, `"name":"hidden", "name":"heard"`);
+  const parsed = (text: string) => JSON.stringify(JSON.parse(text));
+  // The fixture answers with the line it read; serve in front of it passes a client's text on.
+  await using server = await startServe([], fixtureCommand("raw_stdio.ts"));
+  const heard = async (flags: string[], line: string) => {
+    const { code, stdout } = await rawConnect(
+      [server.mcpUrl.href, ...flags],
+      [INITIALIZE, { jsonrpc: "2.0", method: "notifications/initialized" }, line],
+    );
+    assert.equal(code, 0);
+    const answer = stdout.map((text) => JSON.parse(text)).find((m) => m.id === JSON.parse(line).id);
+    return textOf(answer?.result);
+  };
+  assert.equal(await heard([], plain), plain);
+  assert.equal(await heard(["--allow-tool", "heard"], plain), parsed(plain));
+  assert.equal(await heard(["--allow-tool", "heard"], dup), parsed(dup), "the name judged");
+  assert.ok(!parsed(dup).includes("hidden"));
 });
 
 Deno.test("connect: a server's broken answers are clear errors, with credentials redacted", async () => {

@@ -116,3 +116,42 @@ Deno.test("serve: a large answer reaches the client as the server wrote it, not 
   assert.deepEqual(data.filter((text) => text.includes('"v1"')), [expected]);
   await session.delete();
 });
+
+Deno.test("serve: a large request reaches the server as the client wrote it; under a tool filter, as parsed", async () => {
+  // Formatted as JSON.stringify never would (spaces, a \u escape), and over 16 KB. `dup` names a
+  // tool twice: JSON.parse keeps the last name, a server may read the first.
+  const pad = "x".repeat(20_000);
+  const call = (id: string, name: string) =>
+    `{"jsonrpc":"2.0", "id":"${id}", "method":"tools/call", "params":{${name}, ` +
+    `"arguments":{"text":"caf\\u00e9 ${pad}"}}}`;
+  const plain = call("p1", `"name":"heard"`);
+  const dup = call("d1", `"name":"hidden", "name":"heard"`);
+  const parsed = (text: string) => JSON.stringify(JSON.parse(text));
+  await using child = await startServe([], fixtureCommand("raw_stdio.ts"));
+  // In front of a child; in front of a URL (the same child behind serve); with a tool filter.
+  await using url = await startServe([child.mcpUrl.href]);
+  await using filtered = await startServe(
+    ["--allow-tool", "heard"],
+    fixtureCommand("raw_stdio.ts"),
+  );
+  for (
+    const [proxy, expected] of [[child, plain], [url, plain], [filtered, parsed(plain)]] as const
+  ) {
+    assert.equal(await heard(proxy.mcpUrl, plain), expected, proxy.mcpUrl.href);
+  }
+  assert.equal(await heard(filtered.mcpUrl, dup), parsed(dup), "the name the filter judged");
+  assert.ok(!parsed(dup).includes("hidden"));
+});
+
+/** The line the raw_stdio fixture read for the tools/call `body`, POSTed as it is. */
+async function heard(url: URL, body: string): Promise<string> {
+  const session = await RawSession.open(url);
+  const response = await fetch(url, { method: "POST", headers: session.headers(), body });
+  const type = response.headers.get("content-type") ?? "";
+  const messages = type.startsWith("text/event-stream")
+    ? messagesOf(await readAll(response.body!))
+    : [await response.json()];
+  await session.delete();
+  const answer = messages.find((message) => message.id === JSON.parse(body).id);
+  return textOf(answer?.result);
+}

@@ -1,7 +1,7 @@
 // Reads and checks a POSTed JSON-RPC body: size limit (413), content type (415), malformed JSON
 // (400 with -32700) and message shape (400 with -32600), before anything reaches a session.
 
-import { checkMessage, INVALID_REQUEST, PARSE_ERROR } from "../jsonrpc.ts";
+import { checkMessage, INVALID_REQUEST, keepText, PARSE_ERROR } from "../jsonrpc.ts";
 
 export type BodyResult = { ok: true; value: unknown } | { ok: false; response: Response };
 
@@ -48,6 +48,8 @@ export async function readJsonBody(req: Request, maxBytes: number): Promise<Body
     const problem = checkMessage(message, true);
     if (problem) return fail(400, INVALID_REQUEST, `Invalid Request: ${problem}`);
   }
+  // A large lone message goes on as this text, not serialized again (a batch's are).
+  keepText(value, text);
   return { ok: true, value };
 }
 

@@ -8,6 +8,7 @@ import {
   INVALID_REQUEST,
   type JSONRPCMessage,
   jsonText,
+  keepText,
   PARSE_ERROR,
   type RequestId,
 } from "../jsonrpc.ts";
@@ -123,6 +124,8 @@ export class StdioServerTransport implements Transport {
           .catch(() => {});
         continue;
       }
+      // A large lone message goes on as this line, not serialized again (a batch's are).
+      if (item === value) keepText(item, line);
       try {
         this.onmessage?.(item as JSONRPCMessage);
       } catch (error) {

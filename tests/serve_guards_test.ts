@@ -630,13 +630,50 @@ Deno.test("serve: oversized, malformed and misrouted requests are refused withou
   });
 });
 
+Deno.test({
+  name: "serve: bodies declared large and sent slowly hold no memory for what has not arrived",
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    await using proxy = await startServe([], faulty);
+    const rssMb = async () => {
+      const args = ["-o", "rss=", "-p", String(proxy.process.pid)];
+      const { stdout } = await new Deno.Command("ps", { args }).output();
+      return Number(new TextDecoder().decode(stdout).trim()) / 1024;
+    };
+    await using warm = await connectHttp(proxy.mcpUrl);
+    await assertEchoes(warm, "before");
+    const before = await rssMb();
+    // 20 POSTs each declaring almost 4 MB (under --max-body) and sending one byte of it.
+    const { hostname, port } = new URL(proxy.url);
+    const conns: Deno.TcpConn[] = [];
+    for (let i = 0; i < 20; i++) {
+      const conn = await Deno.connect({ hostname, port: Number(port) });
+      conns.push(conn);
+      await conn.write(new TextEncoder().encode(
+        `POST /mcp HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\n` +
+          `Accept: application/json, text/event-stream\r\nContent-Length: 4000000\r\n\r\n{`,
+      ));
+    }
+    try {
+      // A request sent after them is answered once they are being read.
+      await assertEchoes(warm, "after");
+      const grown = await rssMb() - before;
+      assert.ok(grown < 40, `RSS grew ${grown.toFixed(1)} MB for 20 bytes of bodies`);
+    } finally {
+      for (const conn of conns) conn.close();
+    }
+    await assertEchoes(warm, "still serving");
+  },
+});
+
 Deno.test("serve: bodies of every size arrive intact, with or without Content-Length", async (t) => {
   await using proxy = await startServe([], faulty);
   await using client = await connectHttp(proxy.mcpUrl);
   // Multi-byte characters (10 bytes a round), so chunk ends fall inside them.
   const text = (bytes: number) => "\u00e9\u20ac\u{1f600}x".repeat(Math.floor(bytes / 10));
 
-  // Under 64 KiB, up to 2 MiB (read into one buffer of the declared size), past it (chunks).
+  // Under 64 KiB (read in one go), up to 2 MiB (into one buffer of the declared size), past it
+  // (chunks).
   for (const kb of [50, 300, 1900, 3000]) {
     await t.step(`${kb} KB with Content-Length`, async () => {
       const sent = text(kb * 1024);

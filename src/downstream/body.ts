@@ -56,23 +56,35 @@ export async function readJsonBody(req: Request, maxBytes: number): Promise<Body
 /** Decodes whole bodies (not streamed: one decoder serves every request). */
 const decoder = new TextDecoder();
 
+/**
+ * The largest declared body read in one go, without req.body: that stream, its reader and a
+ * promise per chunk outlived the young generation on every request (1.2 KB promoted per call
+ * through serve, measured with --trace-gc-nvp). Deno allocates the declared length at once, so a
+ * client declaring more and sending it slowly would hold that much: hence the bound.
+ */
+const ONE_GO_MAX = 64 * 1024;
 /** The largest declared body read into a buffer allocated before it arrives. */
 const PREALLOCATE_MAX = 2 * 1024 * 1024;
 
 /**
- * The body as text, or undefined past `maxBytes`. With a declared length, chunks are copied into
- * one buffer as they come (no list of chunks and a second buffer for a large body).
+ * The body as text, or undefined past `maxBytes`. A declared length bounds what is read (HTTP/1.1
+ * frames the body by it and refuses it beside chunked encoding; HTTP/2 refuses more data). A
+ * small body is read in one go; a larger one's chunks are copied into one buffer as they come (no
+ * list of chunks and a second buffer for a large body).
  */
 async function readLimited(
   req: Request,
   maxBytes: number,
   declared?: number,
 ): Promise<string | undefined> {
+  if (declared !== undefined && declared <= ONE_GO_MAX) {
+    return decoder.decode(await req.arrayBuffer());
+  }
   if (!req.body) return "";
   const chunks: Uint8Array[] = [];
   let total = 0;
   // Only up to a bound: a client declaring a large body and sending it slowly holds no more.
-  let into = declared !== undefined && declared > 64 * 1024 && declared <= PREALLOCATE_MAX
+  let into = declared !== undefined && declared > ONE_GO_MAX && declared <= PREALLOCATE_MAX
     ? new Uint8Array(declared)
     : undefined;
   const reader = req.body.getReader();

@@ -119,9 +119,9 @@ export function checkMessage(value: unknown, strict = false): string | undefined
  * The JSON text a large message arrived as, kept so that forwarding it unchanged skips a
  * re-serialization (a 1 MiB tool result or request is then never stringified again). Only
  * single-line text (safe in stdio lines and SSE data), and never for a message we built: a
- * changed message is a new object, which has no text kept. A client's message that a filter
- * judges has its text dropped (dropText): the server then reads what was judged, with no duplicate
- * key meaning one name to the filter and another to the server.
+ * changed message is a new object, which has no text kept. Where a filter is set, a client's
+ * messages have their text dropped (dropText): the server then reads what the filter judged, with
+ * no duplicate key meaning one name to the filter and another to the server.
  */
 const TEXTS = new WeakMap<object, string>();
 /** Below this, JSON.stringify is cheaper than the bookkeeping. */

@@ -7,6 +7,11 @@ export interface ByteReader {
 }
 
 const READ_SIZE = 64 * 1024;
+/**
+ * A byte stream's first buffer: it doubles on every read that fills it, up to the read size. An
+ * idle child (one per session) then holds 8 KiB, not 64, while its quick answers fit at once.
+ */
+const FIRST_READ = 8 * 1024;
 
 const encoder = new TextEncoder();
 /** From this length on, a text is encoded apart from its framing (see framed). */
@@ -28,8 +33,8 @@ export function framed(head: string, text: string, tail: string): Uint8Array[] {
 /**
  * Reads `source` to its end, calling `onLine` for every complete line (without its line break).
  * A final line without a trailing newline is delivered too. Resolves when the source ends.
- * Reads go into one buffer of `readSize` bytes, reused (a byte stream, like a child's pipes, is
- * read in BYOB mode): no new buffer per read for every message.
+ * Reads go into one buffer of at most `readSize` bytes, reused (a byte stream, like a child's
+ * pipes, is read in BYOB mode): no new buffer per read for every message.
  */
 export async function pumpLines(
   source: ReadableStream<Uint8Array> | ByteReader,
@@ -58,7 +63,7 @@ export async function pumpLines(
     if (start < text.length) pending.push(text.slice(start));
   };
   if (source instanceof ReadableStream) {
-    const chunks = chunkReader(source, readSize, readSize);
+    const chunks = chunkReader(source, Math.min(FIRST_READ, readSize), readSize);
     try {
       for (let chunk = await chunks.read(); chunk; chunk = await chunks.read()) take(chunk);
     } finally {

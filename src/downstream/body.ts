@@ -84,7 +84,7 @@ async function readLimited(
   const chunks: Uint8Array[] = [];
   let total = 0;
   // Only up to a bound: a client declaring a large body and sending it slowly holds no more.
-  let into = declared !== undefined && declared > ONE_GO_MAX && declared <= PREALLOCATE_MAX
+  let into = declared !== undefined && declared <= PREALLOCATE_MAX
     ? new Uint8Array(declared)
     : undefined;
   const reader = req.body.getReader();

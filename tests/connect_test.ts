@@ -19,6 +19,7 @@ import {
 } from "./support/sdk.ts";
 import { initializeAnswer, type NativeKind, startNative } from "./support/native.ts";
 import { messageEvent } from "./support/sse.ts";
+import { reserialized, verbatimCall } from "./support/verbatim.ts";
 import { waitFor } from "./support/wait.ts";
 
 /**
@@ -1209,15 +1210,8 @@ Deno.test("connect: a large answer reaches stdout as the server wrote it; a mult
 });
 
 Deno.test("connect: a large request reaches the server as the client wrote it; under a tool filter, as parsed", async () => {
-  // Formatted as JSON.stringify never would (spaces, a \u escape), and over 16 KB. `dup` names a
-  // tool twice: JSON.parse keeps the last name, a server may read the first.
-  const pad = "x".repeat(20_000);
-  const call = (id: number, name: string) =>
-    `{"jsonrpc":"2.0", "id":${id}, "method":"tools/call", "params":{${name}, ` +
-    `"arguments":{"text":"caf\\u00e9 ${pad}"}}}`;
-  const plain = call(2, `"name":"heard"`);
-  const dup = call(3, `"name":"hidden", "name":"heard"`);
-  const parsed = (text: string) => JSON.stringify(JSON.parse(text));
+  const plain = verbatimCall(2, `"name":"heard"`);
+  const dup = verbatimCall(3, `"name":"hidden", "name":"heard"`);
   // The fixture answers with the line it read; serve in front of it passes a client's text on.
   await using server = await startServe([], fixtureCommand("raw_stdio.ts"));
   const heard = async (flags: string[], line: string) => {
@@ -1230,9 +1224,9 @@ Deno.test("connect: a large request reaches the server as the client wrote it; u
     return textOf(answer?.result);
   };
   assert.equal(await heard([], plain), plain);
-  assert.equal(await heard(["--allow-tool", "heard"], plain), parsed(plain));
-  assert.equal(await heard(["--allow-tool", "heard"], dup), parsed(dup), "the name judged");
-  assert.ok(!parsed(dup).includes("hidden"));
+  assert.equal(await heard(["--allow-tool", "heard"], plain), reserialized(plain));
+  assert.equal(await heard(["--allow-tool", "heard"], dup), reserialized(dup), "the name judged");
+  assert.ok(!reserialized(dup).includes("hidden"));
 });
 
 Deno.test("connect: a server's broken answers are clear errors, with credentials redacted", async () => {

@@ -7,6 +7,7 @@ import { connectHttp, connectSse, textOf } from "./support/client.ts";
 import { ListRootsRequestSchema } from "./support/sdk.ts";
 import { messagesOf, RawSession, readAll } from "./support/raw_session.ts";
 import { checkCancellation } from "./support/features.ts";
+import { reserialized, verbatimCall } from "./support/verbatim.ts";
 
 for (
   const [transport, connect] of [["Streamable HTTP", connectHttp], ["SSE", connectSse]] as const
@@ -118,15 +119,8 @@ Deno.test("serve: a large answer reaches the client as the server wrote it, not 
 });
 
 Deno.test("serve: a large request reaches the server as the client wrote it; under a tool filter, as parsed", async () => {
-  // Formatted as JSON.stringify never would (spaces, a \u escape), and over 16 KB. `dup` names a
-  // tool twice: JSON.parse keeps the last name, a server may read the first.
-  const pad = "x".repeat(20_000);
-  const call = (id: string, name: string) =>
-    `{"jsonrpc":"2.0", "id":"${id}", "method":"tools/call", "params":{${name}, ` +
-    `"arguments":{"text":"caf\\u00e9 ${pad}"}}}`;
-  const plain = call("p1", `"name":"heard"`);
-  const dup = call("d1", `"name":"hidden", "name":"heard"`);
-  const parsed = (text: string) => JSON.stringify(JSON.parse(text));
+  const plain = verbatimCall("p1", `"name":"heard"`);
+  const dup = verbatimCall("d1", `"name":"hidden", "name":"heard"`);
   await using child = await startServe([], fixtureCommand("raw_stdio.ts"));
   // In front of a child; in front of a URL (the same child behind serve); with a tool filter.
   await using url = await startServe([child.mcpUrl.href]);
@@ -134,13 +128,12 @@ Deno.test("serve: a large request reaches the server as the client wrote it; und
     ["--allow-tool", "heard"],
     fixtureCommand("raw_stdio.ts"),
   );
-  for (
-    const [proxy, expected] of [[child, plain], [url, plain], [filtered, parsed(plain)]] as const
-  ) {
+  const cases = [[child, plain], [url, plain], [filtered, reserialized(plain)]] as const;
+  for (const [proxy, expected] of cases) {
     assert.equal(await heard(proxy.mcpUrl, plain), expected, proxy.mcpUrl.href);
   }
-  assert.equal(await heard(filtered.mcpUrl, dup), parsed(dup), "the name the filter judged");
-  assert.ok(!parsed(dup).includes("hidden"));
+  assert.equal(await heard(filtered.mcpUrl, dup), reserialized(dup), "the name the filter judged");
+  assert.ok(!reserialized(dup).includes("hidden"));
 });
 
 /** The line the raw_stdio fixture read for the tools/call `body`, POSTed as it is. */

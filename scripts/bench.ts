@@ -15,7 +15,8 @@ import {
   ourTargets,
   type Running,
   startNative,
-  STDIO_SERVER,
+  type StdioFraming,
+  stdioServer,
   type Target,
   type Variant,
 } from "./bench_targets.ts";
@@ -37,6 +38,9 @@ Options:
   --against <rev>   also run our proxy as of this git revision (e.g. HEAD, HEAD~1), next to
                     the working tree in every round (ids end in @<rev>): a change's before and
                     after measured on the same machine state. Extracted under .bench/against/
+  --sdk-stdio       the benchmark's stdio client and server use the SDK's stdio transports
+                    rather than one-pass line framing (as Node and Python programs read):
+                    under Deno their reader makes each 1 MiB message cost 35 to 60 ms
   --json <file>     where to write the results (default .bench/results.json; the task
                     may write only under .bench/)
   -h, --help        show this help
@@ -77,6 +81,7 @@ interface Options {
   json: string;
   v8Flags?: string;
   against?: string;
+  framing: StdioFraming;
 }
 
 function parseOptions(args: string[]): Options | undefined {
@@ -91,6 +96,7 @@ function parseOptions(args: string[]): Options | undefined {
       json: { type: "string", default: ".bench/results.json" },
       "v8-flags": { type: "string" },
       against: { type: "string" },
+      "sdk-stdio": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -109,6 +115,7 @@ function parseOptions(args: string[]): Options | undefined {
     json: absolute(values.json),
     v8Flags: values["v8-flags"],
     against: values.against,
+    framing: values["sdk-stdio"] ? "sdk" : "lines",
   };
 }
 
@@ -146,8 +153,9 @@ async function checkoutOf(
 }
 
 /** Runs each program once untimed, so that no cold start pays for filling caches. */
-async function warmCaches(targets: Target[]): Promise<void> {
-  await commandText(STDIO_SERVER[0]!, STDIO_SERVER.slice(1));
+async function warmCaches(targets: Target[], framing: StdioFraming): Promise<void> {
+  const server = stdioServer(framing);
+  await commandText(server[0]!, server.slice(1));
   const native = await startNative();
   await native.stop();
   for (const target of targets) {
@@ -179,8 +187,10 @@ async function main(args: string[]): Promise<number> {
   if (options.v8Flags) variants.push({ v8Flags: options.v8Flags });
   if (options.against) variants.push({ checkout: await checkoutOf(options.against) });
   const suffixes = variants.map((v) => v.v8Flags ? "+v8" : `@${v.checkout!.label}`);
-  const varied = new Map(variants.flatMap((variant) => ourTargets(variant)).map((t) => [t.id, t]));
-  let targets = ourTargets().flatMap((t) => [
+  const varied = new Map(
+    variants.flatMap((variant) => ourTargets(options.framing, variant)).map((t) => [t.id, t]),
+  );
+  let targets = ourTargets(options.framing).flatMap((t) => [
     t,
     ...suffixes.flatMap((suffix) => varied.get(t.id + suffix) ?? []),
   ]);
@@ -192,7 +202,7 @@ async function main(args: string[]): Promise<number> {
         skippedPeers.push({ name, reason: "node is not on PATH" });
       }
     } else {
-      const peers = await peerTargets(options.peersDir);
+      const peers = await peerTargets(options.peersDir, options.framing);
       targets.push(...peers.targets);
       for (const name of peers.missing) {
         skippedPeers.push({
@@ -210,7 +220,7 @@ async function main(args: string[]): Promise<number> {
   for (const { name, reason } of skippedPeers) progress(`skipping ${name}: ${reason}`);
   progress(`machine: ${machineLine(machine)}`);
   progress(`warming caches (${targets.length} targets)`);
-  await warmCaches(targets);
+  await warmCaches(targets, options.framing);
 
   const runs = new Map<string, RunResult[]>(targets.map((t) => [t.id, []]));
   for (let round = 1; round <= options.rounds; round++) {

@@ -1,7 +1,13 @@
 // The npm peers for scripts/bench.ts --peers, installed with `npm i --prefix .bench supergateway
 // mcp-proxy mcp-remote`: each run on Node in the modes comparable to ours, kept on 127.0.0.1.
 
-import { startHttp, startStdio, STDIO_SERVER, type Target } from "./bench_targets.ts";
+import {
+  startHttp,
+  startStdio,
+  type StdioFraming,
+  stdioServer,
+  type Target,
+} from "./bench_targets.ts";
 
 /** An npm peer found in the peers directory. */
 interface Peer {
@@ -60,7 +66,11 @@ function quote(word: string): string {
  * The npm peers installed under `dir` (`npm i --prefix .bench supergateway mcp-proxy
  * mcp-remote`), each in the modes comparable to ours; `missing` says which are not installed.
  */
-export async function peerTargets(dir: string): Promise<{ targets: Target[]; missing: string[] }> {
+export async function peerTargets(
+  dir: string,
+  framing: StdioFraming,
+): Promise<{ targets: Target[]; missing: string[] }> {
+  const STDIO_SERVER = stdioServer(framing);
   const preload = `${dir}/loopback.cjs`;
   await Deno.writeTextFile(preload, LOOPBACK_PRELOAD);
   const node = (peer: Peer, ...args: string[]) => ["node", "-r", preload, peer.bin, ...args];
@@ -108,7 +118,9 @@ export async function peerTargets(dir: string): Promise<{ targets: Target[]; mis
         spawnsChildren: false,
         multiSession: false,
         start: (remote) =>
-          Promise.resolve(startStdio(node(supergateway, "--streamableHttp", remote!, ...quiet))),
+          Promise.resolve(
+            startStdio(node(supergateway, "--streamableHttp", remote!, ...quiet), framing),
+          ),
       },
     );
   } else missing.push("supergateway");
@@ -131,7 +143,7 @@ export async function peerTargets(dir: string): Promise<{ targets: Target[]; mis
       multiSession: false,
       start: (remote) =>
         Promise.resolve(
-          startStdio(node(mcpRemote, remote!, "--allow-http", "--silent"), env),
+          startStdio(node(mcpRemote, remote!, "--allow-http", "--silent"), framing, env),
         ),
     });
   } else missing.push("mcp-remote");

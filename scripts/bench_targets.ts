@@ -7,6 +7,7 @@ import { pumpLines } from "../src/lines.ts";
 import { runFlags, V8_FLAGS } from "../src/permissions.ts";
 import { fixturePath, MAIN } from "../tests/support/cli.ts";
 import { connectHttp, connectSse, endSession } from "../tests/support/client.ts";
+import { LineStdioClientTransport } from "../tests/fixtures/line_stdio.ts";
 import { Client, StdioClientTransport } from "../tests/support/sdk.ts";
 
 export type Direction =
@@ -74,8 +75,18 @@ function hopCommand(fixture: string, remote: string): string[] {
     remote,
   ];
 }
+/**
+ * How the benchmark's own ends frame stdio: "lines" reads each message in one pass, as a Node or
+ * Python client or server does; "sdk" uses the SDK's stdio transports, whose reader under Deno
+ * searches all it holds again after every chunk (see tests/fixtures/line_stdio.ts).
+ */
+export type StdioFraming = "lines" | "sdk";
+
 /** The stdio server every proxy spawns: our benchmark fixture, with no permissions. */
-export const STDIO_SERVER = [Deno.execPath(), "run", "--no-prompt", "--quiet", BENCH_SERVER];
+export function stdioServer(framing: StdioFraming): string[] {
+  const server = [Deno.execPath(), "run", "--no-prompt", "--quiet", BENCH_SERVER];
+  return framing === "sdk" ? [...server, "--sdk-stdio"] : server;
+}
 
 const CONNECT_TIMEOUT_MS = 30_000;
 
@@ -187,25 +198,33 @@ export async function startHttp(
 }
 
 /** A stdio-facing target: the client spawns it as its stdio server, once. */
-export function startStdio(command: string[], env?: Record<string, string>): Running {
+export function startStdio(
+  command: string[],
+  framing: StdioFraming,
+  env?: Record<string, string>,
+): Running {
   const lines: string[] = [];
-  let transport: StdioClientTransport | undefined;
+  const keep = (line: string) => {
+    if (line.length > 0) lines.push(line);
+    if (lines.length > 50) lines.splice(0, lines.length - 50);
+  };
+  let transport: StdioClientTransport | LineStdioClientTransport | undefined;
   let client: Client | undefined;
   return {
     pid: () => transport?.pid ?? undefined,
     open: async () => {
       if (transport) throw new Error("a stdio target has one session");
-      transport = new StdioClientTransport({
-        command: command[0]!,
-        args: command.slice(1),
-        env,
-        cwd: ROOT_DIR,
-        stderr: "pipe",
-      });
-      transport.stderr?.on("data", (chunk: Uint8Array | string) => {
-        lines.push(...String(chunk).split("\n").filter((line) => line.length > 0));
-        if (lines.length > 50) lines.splice(0, lines.length - 50);
-      });
+      const server = { command: command[0]!, args: command.slice(1), env, cwd: ROOT_DIR };
+      if (framing === "sdk") {
+        const sdk = new StdioClientTransport({ ...server, stderr: "pipe" });
+        sdk.stderr?.on(
+          "data",
+          (chunk: Uint8Array | string) => String(chunk).split("\n").forEach(keep),
+        );
+        transport = sdk;
+      } else {
+        transport = new LineStdioClientTransport({ ...server, onStderr: keep });
+      }
       const opened = new Client({ name: "mcp-proxy-bench", version: "1.0.0" }, {
         capabilities: {},
       });
@@ -247,7 +266,8 @@ const OUR_NAME = "mcp-proxy (ours)";
  * The native server and our proxy in every mode. With a variant, our proxy so run only, with ids
  * ending in `+v8` or `@<label>`, so that a run can measure both side by side.
  */
-export function ourTargets(variant?: Variant): Target[] {
+export function ourTargets(framing: StdioFraming, variant?: Variant): Target[] {
+  const STDIO_SERVER = stdioServer(framing);
   const OUR_CLI = ourCli(variant);
   const OURS = variant?.v8Flags
     ? `mcp-proxy (ours, V8 ${variant.v8Flags})`
@@ -294,12 +314,14 @@ export function ourTargets(variant?: Variant): Target[] {
       // Not a baseline for ratios: it shows what the stdio server and the SDK's stdio client
       // cost by themselves, the share of serve's and connect's figures that is not the proxy's.
       id: "native-stdio",
-      implementation: "bench server over stdio",
+      implementation: framing === "sdk"
+        ? "bench server over stdio, SDK transports"
+        : "bench server over stdio",
       direction: "stdio, no proxy",
       remote: false,
       spawnsChildren: false,
       multiSession: false,
-      start: () => Promise.resolve(startStdio(STDIO_SERVER)),
+      start: () => Promise.resolve(startStdio(STDIO_SERVER, framing)),
     },
     {
       // Not a proxy either: what a bare Deno process in the middle costs (Deno.serve and
@@ -327,7 +349,8 @@ export function ourTargets(variant?: Variant): Target[] {
       remote: true,
       spawnsChildren: false,
       multiSession: false,
-      start: (remote) => Promise.resolve(startStdio(hopCommand(BENCH_STDIO_FORWARDER, remote!))),
+      start: (remote) =>
+        Promise.resolve(startStdio(hopCommand(BENCH_STDIO_FORWARDER, remote!), framing)),
     },
     serve("mcp"),
     serve("mcp", "--prewarm"),
@@ -355,7 +378,7 @@ export function ourTargets(variant?: Variant): Target[] {
       remote: true,
       spawnsChildren: false,
       multiSession: false,
-      start: (remote) => Promise.resolve(startStdio([...OUR_CLI, "connect", remote!])),
+      start: (remote) => Promise.resolve(startStdio([...OUR_CLI, "connect", remote!], framing)),
     },
   ];
   if (!variant) return targets;

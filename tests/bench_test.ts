@@ -60,6 +60,7 @@ Deno.test("bench: --quick measures every mode and writes the JSON", async () => 
     assert.equal(typeof report.machine.cores, "number");
     assert.equal(typeof report.machine.deno, "string");
     assert.equal(report.options.rounds, 1);
+    assert.equal(report.options.framing, "lines");
     const ids = report.targets.map((t: { id: string }) => t.id);
     assert.deepEqual(ids, [
       "native",
@@ -110,6 +111,32 @@ Deno.test("bench: --quick measures every mode and writes the JSON", async () => 
       if (target.id.startsWith("ours/serve-") && spawns) {
         assert.equal(target.median.childrenAfterClose, 0, target.id);
       }
+    }
+  } finally {
+    await Deno.remove(json).catch(() => {});
+  }
+});
+
+Deno.test("bench: --sdk-stdio measures over the SDK's stdio transports", async () => {
+  await Deno.mkdir(`${ROOT}.bench`, { recursive: true });
+  const json = `${ROOT}.bench/test-${crypto.randomUUID()}.json`;
+  try {
+    const [exe, ...args] = benchCommand();
+    const output = await new Deno.Command(exe!, {
+      args: [...args, "--quick", "--sdk-stdio", "--only", "native-stdio", "--json", json],
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 0, stderr);
+    const report = JSON.parse(await Deno.readTextFile(json));
+    assert.equal(report.options.framing, "sdk");
+    const stdio = report.targets.find((t: { id: string }) => t.id === "native-stdio");
+    assert.equal(stdio.implementation, "bench server over stdio, SDK transports");
+    for (const metric of ["echoP50Ms", "result1MiBMs", "request1MiBMs"]) {
+      assert.ok(stdio.median[metric] > 0, `${metric}: ${stdio.notes[metric]}`);
     }
   } finally {
     await Deno.remove(json).catch(() => {});

@@ -117,35 +117,44 @@ export function checkMessage(value: unknown, strict = false): string | undefined
 
 /**
  * The JSON text a large message arrived as, kept so that forwarding it unchanged skips a
- * re-serialization (a 1 MiB tool result or request is then never stringified again). Only
- * single-line text (safe in stdio lines and SSE data), and never for a message we built: a
- * changed message is a new object, which has no text kept. Where a filter is set, a client's
- * messages have their text dropped (dropText): the server then reads what the filter judged, with
- * no duplicate key meaning one name to the filter and another to the server.
+ * re-serialization (a 1 MiB tool result or request is then never stringified again), and with
+ * it, where we read the message whole as bytes (a POSTed body), those bytes: sent on as they came,
+ * not encoded again. Only single-line text (safe in stdio lines and SSE data), and never for a
+ * message we built: a changed message is a new object, which has nothing kept. Where a filter is
+ * set, a client's messages have theirs dropped (dropText): the server then reads what the filter
+ * judged, with no duplicate key meaning one name to the filter and another to the server.
  */
-const TEXTS = new WeakMap<object, string>();
+const KEPT = new WeakMap<object, { text: string; bytes?: Uint8Array<ArrayBuffer> }>();
 /** Below this, JSON.stringify is cheaper than the bookkeeping. */
 const KEEP_MIN = 16 * 1024;
 
 /**
  * Keeps `text` as the wire form of `value`, parsed from it, when worth it and safe: one message
- * (not a batch), long, on one line.
+ * (not a batch), long, on one line. `bytes`, its UTF-8 encoding, is kept with it when the text
+ * needed no trimming.
  */
-export function keepText(value: unknown, text: string): void {
+export function keepText(value: unknown, text: string, bytes?: Uint8Array<ArrayBuffer>): void {
   if (text.length < KEEP_MIN || typeof value !== "object" || value === null) return;
   if (Array.isArray(value)) return;
   const trimmed = text.trim(); // a body ending in a newline is common
-  if (!trimmed.includes("\n") && !trimmed.includes("\r")) TEXTS.set(value, trimmed);
+  if (trimmed.includes("\n") || trimmed.includes("\r")) return;
+  KEPT.set(value, bytes && trimmed.length === text.length ? { text, bytes } : { text: trimmed });
 }
 
 /** Forgets the text `message` arrived as: it is sent as parsed (JSON.stringify). */
 export function dropText(message: object): void {
-  TEXTS.delete(message);
+  KEPT.delete(message);
 }
 
 /** The JSON text of `message`: the text it arrived as, if kept, else JSON.stringify. */
 export function jsonText(message: JSONRPCMessage): string {
-  return TEXTS.get(message) ?? JSON.stringify(message);
+  return KEPT.get(message)?.text ?? JSON.stringify(message);
+}
+
+/** `message` to send as a whole: the bytes it arrived as, if kept, else its JSON text. */
+export function jsonBody(message: JSONRPCMessage): string | Uint8Array<ArrayBuffer> {
+  const kept = KEPT.get(message);
+  return kept?.bytes ?? kept?.text ?? JSON.stringify(message);
 }
 
 /** A message a server sent, from its JSON text: the message, or what is wrong with it. */

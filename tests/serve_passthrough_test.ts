@@ -136,8 +136,29 @@ Deno.test("serve: a large request reaches the server as the client wrote it; und
   assert.ok(!reserialized(dup).includes("hidden"));
 });
 
+Deno.test("serve: a large request with a byte order mark or bytes that are not UTF-8 reaches the server as its decoded text", async () => {
+  const plain = verbatimCall("b1", `"name":"heard"`);
+  const bytes = new TextEncoder().encode(plain);
+  const withBom = new Uint8Array([0xef, 0xbb, 0xbf, ...bytes]);
+  // A lone 0xff inside the padding: the server must read U+FFFD there, in valid UTF-8.
+  const at = plain.indexOf("xxx");
+  const invalid = new Uint8Array([...bytes.subarray(0, at), 0xff, ...bytes.subarray(at + 1)]);
+  const replaced = `${plain.slice(0, at)}\ufffd${plain.slice(at + 1)}`;
+  await using child = await startServe([], fixtureCommand("raw_stdio.ts"));
+  await using url = await startServe([child.mcpUrl.href]);
+  for (const proxy of [child, url]) {
+    assert.equal(await heard(proxy.mcpUrl, withBom, "b1"), plain, proxy.mcpUrl.href);
+    assert.equal(await heard(proxy.mcpUrl, invalid, "b1"), replaced, proxy.mcpUrl.href);
+    assert.equal(await heard(proxy.mcpUrl, bytes, "b1"), plain, proxy.mcpUrl.href);
+  }
+});
+
 /** The line the raw_stdio fixture read for the tools/call `body`, POSTed as it is. */
-async function heard(url: URL, body: string): Promise<string> {
+async function heard(
+  url: URL,
+  body: string | Uint8Array<ArrayBuffer>,
+  id?: string,
+): Promise<string> {
   const session = await RawSession.open(url);
   const response = await fetch(url, { method: "POST", headers: session.headers(), body });
   const type = response.headers.get("content-type") ?? "";
@@ -145,6 +166,6 @@ async function heard(url: URL, body: string): Promise<string> {
     ? messagesOf(await readAll(response.body!))
     : [await response.json()];
   await session.delete();
-  const answer = messages.find((message) => message.id === JSON.parse(body).id);
+  const answer = messages.find((message) => message.id === (id ?? JSON.parse(body as string).id));
   return textOf(answer?.result);
 }

@@ -27,14 +27,15 @@ export async function readJsonBody(req: Request, maxBytes: number): Promise<Body
   }
   const declared = Number(req.headers.get("content-length") ?? NaN);
   if (declared > maxBytes) return tooLarge(maxBytes, declared);
-  let text: string | undefined;
+  let bytes: Uint8Array<ArrayBuffer> | undefined;
   try {
-    text = await readLimited(req, maxBytes, Number.isSafeInteger(declared) ? declared : undefined);
+    bytes = await readLimited(req, maxBytes, Number.isSafeInteger(declared) ? declared : undefined);
   } catch {
     // The client went away mid-upload: nobody is left to read a detailed answer.
     return fail(400, INVALID_REQUEST, "Bad Request: the request body could not be read");
   }
-  if (text === undefined) return tooLarge(maxBytes);
+  if (bytes === undefined) return tooLarge(maxBytes);
+  const { text, exact } = decode(bytes);
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -48,13 +49,24 @@ export async function readJsonBody(req: Request, maxBytes: number): Promise<Body
     const problem = checkMessage(message, true);
     if (problem) return fail(400, INVALID_REQUEST, `Invalid Request: ${problem}`);
   }
-  // A large lone message goes on as this text, not serialized again (a batch's are).
-  keepText(value, text);
+  // A large lone message goes on as these bytes, not serialized again (a batch's are).
+  keepText(value, text, exact ? bytes : undefined);
   return { ok: true, value };
 }
 
 /** Decodes whole bodies (not streamed: one decoder serves every request). */
 const decoder = new TextDecoder();
+/**
+ * A body's text, as the decoder gives it (a byte order mark dropped, bytes that are not UTF-8
+ * replaced by U+FFFD), and whether it is exactly the bytes' decoding (neither happened): only then
+ * may the bytes go on in its place. A U+FFFD sent as such counts as replaced, harmlessly; a text
+ * of one-byte characters cannot hold one, which V8 knows without scanning it.
+ */
+function decode(bytes: Uint8Array): { text: string; exact: boolean } {
+  const text = decoder.decode(bytes);
+  const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
+  return { text, exact: !bom && !text.includes("\ufffd") };
+}
 
 /**
  * The largest declared body read in one go, without req.body: that stream, its reader and a
@@ -67,7 +79,7 @@ const ONE_GO_MAX = 64 * 1024;
 const PREALLOCATE_MAX = 2 * 1024 * 1024;
 
 /**
- * The body as text, or undefined past `maxBytes`. A declared length bounds what is read (HTTP/1.1
+ * The body's bytes, or undefined past `maxBytes`. A declared length bounds what is read (HTTP/1.1
  * frames the body by it and refuses it beside chunked encoding; HTTP/2 refuses more data). A
  * small body is read in one go; a larger one's chunks are copied into one buffer as they come (no
  * list of chunks and a second buffer for a large body).
@@ -76,12 +88,12 @@ async function readLimited(
   req: Request,
   maxBytes: number,
   declared?: number,
-): Promise<string | undefined> {
+): Promise<Uint8Array<ArrayBuffer> | undefined> {
   if (declared !== undefined && declared <= ONE_GO_MAX) {
-    return decoder.decode(await req.arrayBuffer());
+    return new Uint8Array(await req.arrayBuffer());
   }
-  if (!req.body) return "";
-  const chunks: Uint8Array[] = [];
+  if (!req.body) return new Uint8Array(0);
+  const chunks: Uint8Array<ArrayBuffer>[] = [];
   let total = 0;
   // Only up to a bound: a client declaring a large body and sending it slowly holds no more.
   let into = declared !== undefined && declared <= PREALLOCATE_MAX
@@ -106,15 +118,15 @@ async function readLimited(
     into = undefined;
     chunks.push(value);
   }
-  if (into) return decoder.decode(into.subarray(0, total));
-  if (chunks.length === 1) return decoder.decode(chunks[0]);
+  if (into) return into.subarray(0, total);
+  if (chunks.length === 1) return chunks[0];
   const all = new Uint8Array(total);
   let offset = 0;
   for (const chunk of chunks) {
     all.set(chunk, offset);
     offset += chunk.byteLength;
   }
-  return decoder.decode(all);
+  return all;
 }
 
 function tooLarge(maxBytes: number, declared?: number): BodyResult {

@@ -5,7 +5,7 @@
 // client: onclose reports it. Messages are forwarded, not re-validated by schema.
 
 import { ProxyError } from "../errors.ts";
-import { type JSONRPCMessage, jsonText, parseServerMessage } from "../jsonrpc.ts";
+import { jsonBody, type JSONRPCMessage, parseServerMessage } from "../jsonrpc.ts";
 import type { FetchLike } from "../sdk.ts";
 import { fetchWithinOrigin, mediaType, refusal, refusalText, sameOrigin } from "./http_request.ts";
 import { SseOpenError } from "./remote_probe.ts";
@@ -58,7 +58,7 @@ export class LegacySseClient {
     const response = await fetchWithinOrigin(this.#fetch, endpoint, {
       method: "POST",
       headers,
-      body: jsonText(message),
+      body: jsonBody(message),
       signal: this.#abort.signal,
     });
     if (!response.ok) {

@@ -9,8 +9,8 @@ import {
   errorResponse,
   isRequest,
   isResponse,
+  jsonBody,
   type JSONRPCMessage,
-  jsonText,
   keepText,
   parseServerMessage,
   type RequestId,
@@ -94,7 +94,7 @@ export class StreamableHttpClient {
     const response = await this.#request({
       method: "POST",
       headers,
-      body: jsonText(message),
+      body: jsonBody(message),
     });
     const session = response.headers.get("mcp-session-id");
     if (session) this.#sessionId = session;

@@ -50,7 +50,7 @@ const FULL: Counts = {
   warmup: 100,
   echo: 2000,
   throughput: { 1: 500, 16: 2000, 64: 2000 },
-  large: 5,
+  large: 20,
   sessions: 50,
   sessionCalls: 20,
 };

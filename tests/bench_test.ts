@@ -28,117 +28,104 @@ const ROWS = [
   ["connect", "mcp-proxy (ours)"],
 ];
 
-Deno.test("bench: --quick measures every mode and writes the JSON", async () => {
+/** Runs `deno task bench --quick` with `options`: its markdown and its JSON report. */
+async function quickBench(...options: string[]) {
   // The task may write only under .bench/.
   await Deno.mkdir(`${ROOT}.bench`, { recursive: true });
   const json = `${ROOT}.bench/test-${crypto.randomUUID()}.json`;
   try {
     const [exe, ...args] = benchCommand();
     const output = await new Deno.Command(exe!, {
-      args: [...args, "--quick", "--json", json],
+      args: [...args, "--quick", ...options, "--json", json],
       cwd: ROOT,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
     }).output();
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
     const stdout = new TextDecoder().decode(output.stdout);
-    const stderr = new TextDecoder().decode(output.stderr);
-    assert.equal(output.code, 0, stderr);
-
-    for (const [direction, implementation] of ROWS) {
-      const shown = /^(serve|connect)/.test(direction!) ? `\`${direction}\`` : direction;
-      const rows = stdout.split("\n").filter((line) =>
-        line.startsWith(`| ${shown} | ${implementation} |`)
-      );
-      assert.equal(rows.length, 2, `two table rows for ${direction}:\n${stdout}`);
-      for (const row of rows) assert.doesNotMatch(row, /failed/, row);
-    }
-    assert.match(stdout, /\| cold start \| echo p50 \| echo p99 \| calls\/s c=1 \|/);
-    assert.match(stdout, /\| 1 MiB result \| 1 MiB request \| \d+ sessions \| CPU per call \|/);
-
-    const report = JSON.parse(await Deno.readTextFile(json));
-    assert.equal(typeof report.machine.cores, "number");
-    assert.equal(typeof report.machine.deno, "string");
-    assert.equal(report.options.rounds, 1);
-    assert.equal(report.options.framing, "lines");
-    const ids = report.targets.map((t: { id: string }) => t.id);
-    assert.deepEqual(ids, [
-      "native",
-      "native-stdio",
-      "http-hop",
-      "stdio-hop",
-      "ours/serve-mcp",
-      "ours/serve-mcp-prewarm",
-      "ours/serve-mcp-stateless",
-      "ours/serve-sse",
-      "ours/serve-url",
-      "ours/connect",
-    ]);
-    for (const target of report.targets) {
-      assert.deepEqual(Object.keys(target.median), [...METRICS], target.id);
-      assert.equal(target.rounds.length, 1);
-      for (
-        const metric of [
-          "coldStartMs",
-          "echoP50Ms",
-          "echoP99Ms",
-          "callsPerSecC1",
-          "callsPerSecC16",
-          "callsPerSecC64",
-          "result1MiBMs",
-          "request1MiBMs",
-        ]
-      ) {
-        assert.ok(target.median[metric] > 0, `${target.id} ${metric}: ${target.notes[metric]}`);
-      }
-      const multiSession = !["native-stdio", "stdio-hop", "ours/connect"].includes(target.id);
-      assert.equal(target.median.sessionsMs !== null, multiSession, target.id);
-      if (Deno.build.os === "linux") {
-        assert.equal(target.median.sessionsPeakRssMb !== null, multiSession, target.id);
-      }
-      if (target.id !== "native") assert.ok(target.ratio.echoP50Ms > 0, target.id);
-      if (Deno.build.os !== "linux") continue;
-      assert.ok(target.median.cpuPerCallMs >= 0, target.id);
-      assert.ok(target.median.proxyPeakRssMb > 0, target.id);
-      if (multiSession) {
-        assert.ok(target.median.sessionsPeakRssMb <= target.median.proxyPeakRssMb, target.id);
-      }
-      // Sampled: what the process holds of its own, not the runtime's mapped executable.
-      assert.ok(target.median.proxyPrivateRssMb > 0, target.id);
-      assert.ok(target.median.proxyPrivateRssMb < target.median.proxyPeakRssMb, target.id);
-      assert.ok(target.median.treePeakRssMb >= target.median.proxyPeakRssMb, target.id);
-      const spawns = !["ours/serve-url", "ours/serve-mcp-stateless"].includes(target.id);
-      if (target.id.startsWith("ours/serve-") && spawns) {
-        assert.equal(target.median.childrenAfterClose, 0, target.id);
-      }
-    }
+    return { stdout, report: JSON.parse(await Deno.readTextFile(json)) };
   } finally {
     await Deno.remove(json).catch(() => {});
+  }
+}
+
+Deno.test("bench: --quick measures every mode and writes the JSON", async () => {
+  const { stdout, report } = await quickBench();
+  for (const [direction, implementation] of ROWS) {
+    const shown = /^(serve|connect)/.test(direction!) ? `\`${direction}\`` : direction;
+    const rows = stdout.split("\n").filter((line) =>
+      line.startsWith(`| ${shown} | ${implementation} |`)
+    );
+    assert.equal(rows.length, 2, `two table rows for ${direction}:\n${stdout}`);
+    for (const row of rows) assert.doesNotMatch(row, /failed/, row);
+  }
+  assert.match(stdout, /\| cold start \| echo p50 \| echo p99 \| calls\/s c=1 \|/);
+  assert.match(stdout, /\| 1 MiB result \| 1 MiB request \| \d+ sessions \| CPU per call \|/);
+
+  assert.equal(typeof report.machine.cores, "number");
+  assert.equal(typeof report.machine.deno, "string");
+  assert.equal(report.options.rounds, 1);
+  assert.equal(report.options.framing, "lines");
+  const ids = report.targets.map((t: { id: string }) => t.id);
+  assert.deepEqual(ids, [
+    "native",
+    "native-stdio",
+    "http-hop",
+    "stdio-hop",
+    "ours/serve-mcp",
+    "ours/serve-mcp-prewarm",
+    "ours/serve-mcp-stateless",
+    "ours/serve-sse",
+    "ours/serve-url",
+    "ours/connect",
+  ]);
+  for (const target of report.targets) {
+    assert.deepEqual(Object.keys(target.median), [...METRICS], target.id);
+    assert.equal(target.rounds.length, 1);
+    for (
+      const metric of [
+        "coldStartMs",
+        "echoP50Ms",
+        "echoP99Ms",
+        "callsPerSecC1",
+        "callsPerSecC16",
+        "callsPerSecC64",
+        "result1MiBMs",
+        "request1MiBMs",
+      ]
+    ) {
+      assert.ok(target.median[metric] > 0, `${target.id} ${metric}: ${target.notes[metric]}`);
+    }
+    const multiSession = !["native-stdio", "stdio-hop", "ours/connect"].includes(target.id);
+    assert.equal(target.median.sessionsMs !== null, multiSession, target.id);
+    if (Deno.build.os === "linux") {
+      assert.equal(target.median.sessionsPeakRssMb !== null, multiSession, target.id);
+    }
+    if (target.id !== "native") assert.ok(target.ratio.echoP50Ms > 0, target.id);
+    if (Deno.build.os !== "linux") continue;
+    assert.ok(target.median.cpuPerCallMs >= 0, target.id);
+    assert.ok(target.median.proxyPeakRssMb > 0, target.id);
+    if (multiSession) {
+      assert.ok(target.median.sessionsPeakRssMb <= target.median.proxyPeakRssMb, target.id);
+    }
+    // Sampled: what the process holds of its own, not the runtime's mapped executable.
+    assert.ok(target.median.proxyPrivateRssMb > 0, target.id);
+    assert.ok(target.median.proxyPrivateRssMb < target.median.proxyPeakRssMb, target.id);
+    assert.ok(target.median.treePeakRssMb >= target.median.proxyPeakRssMb, target.id);
+    const spawns = !["ours/serve-url", "ours/serve-mcp-stateless"].includes(target.id);
+    if (target.id.startsWith("ours/serve-") && spawns) {
+      assert.equal(target.median.childrenAfterClose, 0, target.id);
+    }
   }
 });
 
 Deno.test("bench: --sdk-stdio measures over the SDK's stdio transports", async () => {
-  await Deno.mkdir(`${ROOT}.bench`, { recursive: true });
-  const json = `${ROOT}.bench/test-${crypto.randomUUID()}.json`;
-  try {
-    const [exe, ...args] = benchCommand();
-    const output = await new Deno.Command(exe!, {
-      args: [...args, "--quick", "--sdk-stdio", "--only", "native-stdio", "--json", json],
-      cwd: ROOT,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(output.stderr);
-    assert.equal(output.code, 0, stderr);
-    const report = JSON.parse(await Deno.readTextFile(json));
-    assert.equal(report.options.framing, "sdk");
-    const stdio = report.targets.find((t: { id: string }) => t.id === "native-stdio");
-    assert.equal(stdio.implementation, "bench server over stdio, SDK transports");
-    for (const metric of ["echoP50Ms", "result1MiBMs", "request1MiBMs"]) {
-      assert.ok(stdio.median[metric] > 0, `${metric}: ${stdio.notes[metric]}`);
-    }
-  } finally {
-    await Deno.remove(json).catch(() => {});
+  const { report } = await quickBench("--sdk-stdio", "--only", "native-stdio");
+  assert.equal(report.options.framing, "sdk");
+  const stdio = report.targets.find((t: { id: string }) => t.id === "native-stdio");
+  assert.equal(stdio.implementation, "bench server over stdio, SDK transports");
+  for (const metric of ["echoP50Ms", "result1MiBMs", "request1MiBMs"]) {
+    assert.ok(stdio.median[metric] > 0, `${metric}: ${stdio.notes[metric]}`);
   }
 });

@@ -44,8 +44,6 @@ export interface ChildOptions {
 
 /** Read size for a child's stderr (log lines); its stdout is read 64 KiB at a time. */
 const STDERR_READ_SIZE = 4 * 1024;
-/** The line end after a message sent as the bytes it arrived as. */
-const NEWLINE = new Uint8Array([10]);
 const isWindows = Deno.build.os === "windows";
 const live = new Set<Deno.ChildProcess>();
 
@@ -166,9 +164,7 @@ export class ChildTransport implements UpstreamTransport {
     }
     try {
       // A large message and its newline are two writes, queued together.
-      const body = jsonBody(message);
-      const chunks = typeof body === "string" ? framed("", body, "\n") : [body, NEWLINE];
-      await Promise.all(chunks.map((bytes) => writer.write(bytes)));
+      await Promise.all(framed("", jsonBody(message), "\n").map((bytes) => writer.write(bytes)));
     } catch (error) {
       throw new ProxyError("upstream", `cannot write to MCP server ${this.#label}`, {
         cause: error,

@@ -311,8 +311,8 @@ export function ourTargets(framing: StdioFraming, variant?: Variant): Target[] {
       start: () => startNative(),
     },
     {
-      // Not a baseline for ratios: it shows what the stdio server and the SDK's stdio client
-      // cost by themselves, the share of serve's and connect's figures that is not the proxy's.
+      // Not a baseline for ratios: it shows what the stdio server and the stdio client cost by
+      // themselves, the share of serve's and connect's figures that is not the proxy's.
       id: "native-stdio",
       implementation: framing === "sdk"
         ? "bench server over stdio, SDK transports"

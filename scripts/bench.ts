@@ -7,11 +7,15 @@
 
 import { parseArgs } from "node:util";
 import { ROOT } from "../tests/support/cli.ts";
+import { LocalClientSide } from "../tests/fixtures/bench_client.ts";
 import { type Counts, measureTarget, type RunResult } from "./bench_phases.ts";
 import { commandText, describeMachine } from "./bench_proc.ts";
 import { machineLine, markdown, type Report, summarize } from "./bench_report.ts";
+import { NodeClientSide } from "./bench_node.ts";
 import { peerTargets } from "./bench_peers.ts";
+import type { ClientSide } from "../tests/fixtures/bench_client.ts";
 import {
+  denoConnect,
   ourTargets,
   type Running,
   startNative,
@@ -38,6 +42,10 @@ Options:
   --against <rev>   also run our proxy as of this git revision (e.g. HEAD, HEAD~1), next to
                     the working tree in every round (ids end in @<rev>): a change's before and
                     after measured on the same machine state. Extracted under .bench/against/
+  --client <deno|node>
+                    where the benchmark's client (the SDK's Client) runs: in the bench, under
+                    Deno (default), or in a Node process (the runtime of Claude Desktop, Cursor
+                    and most hosts), which over stdio uses the SDK's StdioClientTransport
   --sdk-stdio       the benchmark's stdio client and server use the SDK's stdio transports
                     rather than one-pass line framing (as Node and Python programs read):
                     under Deno their reader makes each 1 MiB message cost 35 to 60 ms
@@ -82,6 +90,7 @@ interface Options {
   v8Flags?: string;
   against?: string;
   framing: StdioFraming;
+  client: "deno" | "node";
 }
 
 function parseOptions(args: string[]): Options | undefined {
@@ -97,6 +106,7 @@ function parseOptions(args: string[]): Options | undefined {
       "v8-flags": { type: "string" },
       against: { type: "string" },
       "sdk-stdio": { type: "boolean", default: false },
+      client: { type: "string", default: "deno" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -104,6 +114,9 @@ function parseOptions(args: string[]): Options | undefined {
   const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) {
     throw new Error(`--rounds must be 1-20 (got "${values.rounds}")`);
+  }
+  if (values.client !== "deno" && values.client !== "node") {
+    throw new Error(`--client must be deno or node (got "${values.client}")`);
   }
   const absolute = (path: string) => path.startsWith("/") ? path : `${ROOT}${path}`;
   return {
@@ -116,6 +129,7 @@ function parseOptions(args: string[]): Options | undefined {
     v8Flags: values["v8-flags"],
     against: values.against,
     framing: values["sdk-stdio"] ? "sdk" : "lines",
+    client: values.client,
   };
 }
 
@@ -153,7 +167,11 @@ async function checkoutOf(
 }
 
 /** Runs each program once untimed, so that no cold start pays for filling caches. */
-async function warmCaches(targets: Target[], framing: StdioFraming): Promise<void> {
+async function warmCaches(
+  targets: Target[],
+  framing: StdioFraming,
+  client: ClientSide,
+): Promise<void> {
   const server = stdioServer(framing);
   await commandText(server[0]!, server.slice(1));
   const native = await startNative();
@@ -163,7 +181,7 @@ async function warmCaches(targets: Target[], framing: StdioFraming): Promise<voi
     const remote = target.remote ? await startNative() : undefined;
     try {
       const running = await target.start(remote?.url?.href);
-      await (await running.open()).close();
+      await client.close((await client.open(running.endpoint)).session);
       await running.stop();
     } catch {
       // Measured (and reported) in the rounds.
@@ -219,33 +237,50 @@ async function main(args: string[]): Promise<number> {
   }
   for (const { name, reason } of skippedPeers) progress(`skipping ${name}: ${reason}`);
   progress(`machine: ${machineLine(machine)}`);
-  progress(`warming caches (${targets.length} targets)`);
-  await warmCaches(targets, options.framing);
+  let client: ClientSide;
+  let node: NodeClientSide | undefined;
+  if (options.client === "node") {
+    if (machine.node === undefined) throw new Error("--client node: node is not on PATH");
+    await Deno.mkdir(`${ROOT}.bench`, { recursive: true });
+    client = node = await NodeClientSide.start(`${ROOT}.bench`, machine.node);
+  } else client = new LocalClientSide(denoConnect(options.framing), `Deno ${Deno.version.deno}`);
+  const clientRuntime = await client.runtime();
+  progress(`client: the SDK's Client under ${clientRuntime}`);
 
   const runs = new Map<string, RunResult[]>(targets.map((t) => [t.id, []]));
-  for (let round = 1; round <= options.rounds; round++) {
-    for (const target of targets) {
-      let remote: (Running & { url?: URL }) | undefined;
-      try {
-        remote = target.remote ? await startNative() : undefined;
-        const result = await measureTarget(target, counts, remote?.url?.href);
-        runs.get(target.id)!.push(result);
-        const failed = Object.entries(result.notes).filter(([, note]) => note !== "n/a");
-        progress(
-          `round ${round}/${options.rounds} ${target.id}: ${(result.wallMs / 1000).toFixed(1)} s` +
-            (failed.length ? `, ${failed.length} figure(s) failed: ${failed[0]![1]}` : ""),
-        );
-      } finally {
-        await remote?.stop();
+  try {
+    progress(`warming caches (${targets.length} targets)`);
+    await warmCaches(targets, options.framing, client);
+    for (let round = 1; round <= options.rounds; round++) {
+      for (const target of targets) {
+        let remote: (Running & { url?: URL }) | undefined;
+        try {
+          remote = target.remote ? await startNative() : undefined;
+          const result = await measureTarget(target, counts, remote?.url?.href, client);
+          runs.get(target.id)!.push(result);
+          const failed = Object.entries(result.notes).filter(([, note]) => note !== "n/a");
+          progress(
+            `round ${round}/${options.rounds} ${target.id}: ` +
+              `${(result.wallMs / 1000).toFixed(1)} s` +
+              (failed.length ? `, ${failed.length} figure(s) failed: ${failed[0]![1]}` : ""),
+          );
+        } finally {
+          await remote?.stop();
+        }
       }
     }
+  } finally {
+    await node?.stop();
   }
 
   const baseline = runs.get("native") ?? [];
   const summaries = targets.map((t) => summarize(t, runs.get(t.id)!, baseline));
   const seconds = Math.round((performance.now() - started) / 1000);
   const command = ["deno task bench", ...args].join(" ");
-  say(`${command}: ${machineLine(machine)}; ${options.rounds} round(s), ${seconds} s`);
+  say(
+    `${command}: ${machineLine(machine)}; client under ${clientRuntime}; ` +
+      `${options.rounds} round(s), ${seconds} s`,
+  );
   say("");
   say(markdown(summaries, counts.sessions));
   const report: Report = {
@@ -253,6 +288,7 @@ async function main(args: string[]): Promise<number> {
     command,
     durationSeconds: seconds,
     machine,
+    clientRuntime,
     options: { ...options, counts },
     skippedPeers,
     targets: summaries,

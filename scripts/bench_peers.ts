@@ -119,7 +119,7 @@ export async function peerTargets(
         multiSession: false,
         start: (remote) =>
           Promise.resolve(
-            startStdio(node(supergateway, "--streamableHttp", remote!, ...quiet), framing),
+            startStdio(node(supergateway, "--streamableHttp", remote!, ...quiet)),
           ),
       },
     );
@@ -143,7 +143,7 @@ export async function peerTargets(
       multiSession: false,
       start: (remote) =>
         Promise.resolve(
-          startStdio(node(mcpRemote, remote!, "--allow-http", "--silent"), framing, env),
+          startStdio(node(mcpRemote, remote!, "--allow-http", "--silent"), env),
         ),
     });
   } else missing.push("mcp-remote");

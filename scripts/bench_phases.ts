@@ -3,9 +3,9 @@
 // by then), 1 MiB each way, peak RSS over the run (the proxy's VmHWM, its sampled private RSS and
 // its sampled process tree) and children left after sessions close.
 
-import type { Client } from "../tests/support/sdk.ts";
+import { type ClientSide, firstLine } from "../tests/fixtures/bench_client.ts";
 import { cpuMs, descendants, peakRssMb, TreeSampler } from "./bench_proc.ts";
-import type { Running, Session, Target } from "./bench_targets.ts";
+import type { Running, Target } from "./bench_targets.ts";
 
 /** Every figure, in table order; `null` when it failed or does not apply (see notes). */
 export const METRICS = [
@@ -49,25 +49,7 @@ export interface RunResult {
   phases: Record<string, { cpuMs?: number; peakRssMb?: number }>;
 }
 
-const CALL_TIMEOUT_MS = 30_000;
-const MIB = 1024 * 1024;
 const CHILDREN_SETTLE_MS = 3_000;
-
-async function call(client: Client, name: string, args: Record<string, unknown>): Promise<string> {
-  const result = await client.callTool({ name, arguments: args }, undefined, {
-    timeout: CALL_TIMEOUT_MS,
-  });
-  const first = (result.content as Array<{ type: string; text?: string }> | undefined)?.[0];
-  if (result.isError || first?.type !== "text" || first.text === undefined) {
-    throw new Error(`${name} failed: ${JSON.stringify(result).slice(0, 200)}`);
-  }
-  return first.text;
-}
-
-async function echo(client: Client, text = "hello"): Promise<void> {
-  const answer = await call(client, "echo", { text });
-  if (answer !== text) throw new Error(`echo answered ${answer.slice(0, 40)}`);
-}
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * p) - 1)]!;
@@ -79,15 +61,19 @@ function median(values: number[]): number {
 
 function describe(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
-  const line = text.split("\n")[0]!.slice(0, 160);
+  const line = firstLine(error);
   return /\b413\b|too large/i.test(text) ? `refused (body limit): ${line}` : line;
 }
 
-/** Runs every phase against `target`; a failed phase leaves its figures null with a note. */
+/**
+ * Runs every phase against `target`, with `client`'s sessions and timed loops; a failed phase
+ * leaves its figures null with a note.
+ */
 export async function measureTarget(
   target: Target,
   counts: Counts,
   remoteUrl: string | undefined,
+  client: ClientSide,
 ): Promise<RunResult> {
   const started = performance.now();
   const figures = Object.fromEntries(METRICS.map((m) => [m, null])) as Figures;
@@ -97,9 +83,11 @@ export async function measureTarget(
   };
   const phases: RunResult["phases"] = {};
   let lastCpu: number | undefined;
+  /** The proxy's process, once its first session is open. */
+  let pid: number | undefined;
   /** Notes the proxy's CPU time since the previous phase ended, and its peak RSS so far. */
   const phaseEnd = async (name: string) => {
-    const id = running.pid();
+    const id = pid;
     if (id === undefined) return;
     const [cpu, rss] = await Promise.all([cpuMs(id), peakRssMb(id)]);
     phases[name] = {
@@ -111,15 +99,20 @@ export async function measureTarget(
 
   // Cold start: spawn to the first successful initialize + tools/list.
   let running: Running;
-  let main: Session;
+  let main: number;
   try {
     running = await target.start(remoteUrl);
+    let opened: { session: number; pid?: number } | undefined;
     try {
-      main = await running.open();
-      const { tools } = await main.client.listTools(undefined, { timeout: CALL_TIMEOUT_MS });
-      if (!tools.some((tool) => tool.name === "echo")) throw new Error("no echo tool listed");
+      opened = await client.open(running.endpoint);
+      main = opened.session;
+      pid = running.pid() ?? opened.pid;
+      const tools = await client.tools(main);
+      if (!tools.includes("echo")) throw new Error("no echo tool listed");
     } catch (error) {
       const output = running.output();
+      // A stdio target's process goes with its session.
+      if (opened) await client.close(opened.session).catch(() => {});
       await running.stop();
       throw new Error(`${describe(error)}${output ? `\n${output}` : ""}`);
     }
@@ -128,20 +121,14 @@ export async function measureTarget(
     fail([...METRICS], error);
     return { figures, notes, wallMs: performance.now() - started, phases };
   }
-  const pid = running.pid();
   const sampler = pid === undefined ? undefined : new TreeSampler(pid);
   await phaseEnd("coldStart");
 
   try {
-    for (let i = 0; i < counts.warmup; i++) await echo(main.client);
+    await client.echoTimes(main, counts.warmup);
     await phaseEnd("warmup");
     const before = lastCpu;
-    const times: number[] = [];
-    for (let i = 0; i < counts.echo; i++) {
-      const t0 = performance.now();
-      await echo(main.client);
-      times.push(performance.now() - t0);
-    }
+    const times = await client.echoTimes(main, counts.echo);
     await phaseEnd("echo");
     const after = lastCpu;
     times.sort((a, b) => a - b);
@@ -158,7 +145,7 @@ export async function measureTarget(
   for (const concurrency of [1, 16, 64] as const) {
     const metric = `callsPerSecC${concurrency}` as const;
     try {
-      figures[metric] = await throughput(main.client, concurrency, counts.throughput[concurrency]);
+      figures[metric] = await client.throughput(main, concurrency, counts.throughput[concurrency]);
     } catch (error) {
       fail([metric], error);
     }
@@ -169,7 +156,11 @@ export async function measureTarget(
   // calls, not what large messages left behind (the peak over the whole run is separate).
   if (target.multiSession) {
     try {
-      figures.sessionsMs = await manySessions(running, counts.sessions, counts.sessionCalls);
+      figures.sessionsMs = await client.sessions(
+        running.endpoint,
+        counts.sessions,
+        counts.sessionCalls,
+      );
     } catch (error) {
       fail(["sessionsMs"], error);
     }
@@ -182,20 +173,13 @@ export async function measureTarget(
   }
 
   try {
-    figures.result1MiBMs = await timed(counts.large, async () => {
-      const text = await call(main.client, "payload", { kb: 1024 });
-      if (text.length !== MIB) throw new Error(`payload answered ${text.length} characters`);
-    });
+    figures.result1MiBMs = median(await client.large(main, "result", counts.large));
   } catch (error) {
     fail(["result1MiBMs"], error);
   }
   await phaseEnd("result1MiB");
   try {
-    const big = "x".repeat(MIB);
-    figures.request1MiBMs = await timed(counts.large, async () => {
-      const size = await call(main.client, "size", { text: big });
-      if (size !== String(MIB)) throw new Error(`size answered ${size}`);
-    });
+    figures.request1MiBMs = median(await client.large(main, "request", counts.large));
   } catch (error) {
     fail(["request1MiBMs"], error);
   }
@@ -211,7 +195,7 @@ export async function measureTarget(
   figures.treePeakRssMb = tree === undefined ? null : Math.max(tree, figures.proxyPeakRssMb ?? 0);
   if (figures.treePeakRssMb === null) notes.treePeakRssMb = "n/a";
 
-  await main.close();
+  await client.close(main);
   if (target.spawnsChildren && pid !== undefined) {
     const left = await settledChildren(pid, target.spares ?? 0);
     figures.childrenAfterClose = left === null ? null : left - (target.spares ?? 0);
@@ -219,48 +203,6 @@ export async function measureTarget(
   } else notes.childrenAfterClose = "n/a";
   await running.stop();
   return { figures, notes, wallMs: performance.now() - started, phases };
-}
-
-/** Calls/s for `total` echo calls with `concurrency` in flight on one session. */
-async function throughput(client: Client, concurrency: number, total: number): Promise<number> {
-  let issued = 0;
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (issued < total) {
-      issued++;
-      await echo(client, "x");
-    }
-  }));
-  return total / ((performance.now() - t0) / 1000);
-}
-
-/** Median ms of `repeat` runs of `fn`. */
-async function timed(repeat: number, fn: () => Promise<void>): Promise<number> {
-  const times: number[] = [];
-  for (let i = 0; i < repeat; i++) {
-    const t0 = performance.now();
-    await fn();
-    times.push(performance.now() - t0);
-  }
-  return median(times);
-}
-
-/** Wall ms for `count` concurrent sessions each doing initialize + `calls` echo calls. */
-async function manySessions(running: Running, count: number, calls: number): Promise<number> {
-  const t0 = performance.now();
-  const opened: Session[] = [];
-  const results = await Promise.allSettled(Array.from({ length: count }, async () => {
-    const session = await running.open();
-    opened.push(session);
-    for (let i = 0; i < calls; i++) await echo(session.client);
-  }));
-  const elapsed = performance.now() - t0;
-  await Promise.all(opened.map((session) => session.close()));
-  const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (failed.length > 0) {
-    throw new Error(`${failed.length} of ${count} sessions failed: ${describe(failed[0]!.reason)}`);
-  }
-  return elapsed;
 }
 
 /** Descendants of `pid` once they stop going away (at most CHILDREN_SETTLE_MS after closing). */

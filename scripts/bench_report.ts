@@ -141,6 +141,8 @@ export interface Report {
   command: string;
   durationSeconds: number;
   machine: Machine;
+  /** Where the benchmark's client ran, as it said itself: "Deno 2.9.6", "Node v20.20.2 ...". */
+  clientRuntime: string;
   options: Record<string, unknown>;
   skippedPeers: Array<{ name: string; reason: string }>;
   targets: TargetSummary[];

@@ -6,9 +6,13 @@ import { fileURLToPath } from "node:url";
 import { pumpLines } from "../src/lines.ts";
 import { runFlags, V8_FLAGS } from "../src/permissions.ts";
 import { fixturePath, MAIN } from "../tests/support/cli.ts";
-import { connectHttp, connectSse, endSession } from "../tests/support/client.ts";
+import {
+  type Connect,
+  type Endpoint,
+  sdkConnect,
+  sdkStdio,
+} from "../tests/fixtures/bench_client.ts";
 import { LineStdioClientTransport } from "../tests/fixtures/line_stdio.ts";
-import { Client, StdioClientTransport } from "../tests/support/sdk.ts";
 
 export type Direction =
   | "baseline"
@@ -22,18 +26,15 @@ export type Direction =
   | "serve <url>"
   | "connect";
 
-/** One client session on a target. */
-export interface Session {
-  client: Client;
-  close(): Promise<void>;
-}
-
 /** A started target. */
 export interface Running {
-  /** The process whose CPU and RSS count as the proxy's (known once the first session opens). */
+  /**
+   * The process whose CPU and RSS count as the proxy's; undefined for a stdio-facing target,
+   * whose process the client spawns (its session knows the pid).
+   */
   pid(): number | undefined;
-  /** Opens a new client session (initialize + initialized). */
-  open(): Promise<Session>;
+  /** Where a client opens a session on it. */
+  endpoint: Endpoint;
   /** Recent output, for error messages. */
   output(): string;
   stop(): Promise<void>;
@@ -163,16 +164,6 @@ class Spawned {
   }
 }
 
-/** Opens a session over Streamable HTTP or legacy SSE. */
-async function openHttp(url: URL, kind: "http" | "sse"): Promise<Session> {
-  if (kind === "sse") {
-    const client = await connectSse(url);
-    return { client, close: () => client.close().catch(() => {}) };
-  }
-  const client = await connectHttp(url);
-  return { client, close: () => endSession(client).catch(() => {}) };
-}
-
 /** A target served over HTTP by a process that prints a line from which its URL follows. */
 export async function startHttp(
   command: string[],
@@ -191,52 +182,32 @@ export async function startHttp(
   }
   return {
     pid: () => spawned.process.pid,
-    open: () => openHttp(url, kind),
+    endpoint: { kind, url: url.href },
     output: () => spawned.output(),
     stop: () => spawned.stop(),
   };
 }
 
 /** A stdio-facing target: the client spawns it as its stdio server, once. */
-export function startStdio(
-  command: string[],
-  framing: StdioFraming,
-  env?: Record<string, string>,
-): Running {
-  const lines: string[] = [];
-  const keep = (line: string) => {
-    if (line.length > 0) lines.push(line);
-    if (lines.length > 50) lines.splice(0, lines.length - 50);
-  };
-  let transport: StdioClientTransport | LineStdioClientTransport | undefined;
-  let client: Client | undefined;
+export function startStdio(command: string[], env?: Record<string, string>): Running {
   return {
-    pid: () => transport?.pid ?? undefined,
-    open: async () => {
-      if (transport) throw new Error("a stdio target has one session");
-      const server = { command: command[0]!, args: command.slice(1), env, cwd: ROOT_DIR };
-      if (framing === "sdk") {
-        const sdk = new StdioClientTransport({ ...server, stderr: "pipe" });
-        sdk.stderr?.on(
-          "data",
-          (chunk: Uint8Array | string) => String(chunk).split("\n").forEach(keep),
-        );
-        transport = sdk;
-      } else {
-        transport = new LineStdioClientTransport({ ...server, onStderr: keep });
-      }
-      const opened = new Client({ name: "mcp-proxy-bench", version: "1.0.0" }, {
-        capabilities: {},
-      });
-      await opened.connect(transport, { timeout: CONNECT_TIMEOUT_MS });
-      client = opened;
-      return { client: opened, close: () => opened.close().catch(() => {}) };
-    },
-    output: () => lines.join("\n"),
-    stop: async () => {
-      await client?.close().catch(() => {});
-    },
+    pid: () => undefined,
+    endpoint: { kind: "stdio", command: command[0]!, args: command.slice(1), env, cwd: ROOT_DIR },
+    output: () => "",
+    stop: () => Promise.resolve(),
   };
+}
+
+/**
+ * The benchmark's own client, in this process: the SDK's Client, over stdio with one-pass line
+ * framing ("lines") or the SDK's StdioClientTransport ("sdk").
+ */
+export function denoConnect(framing: StdioFraming): Connect {
+  return sdkConnect((endpoint, keep) =>
+    framing === "lines"
+      ? new LineStdioClientTransport({ ...endpoint, onStderr: keep })
+      : sdkStdio(endpoint, keep)
+  );
 }
 
 /** Our CLI under the build's permission flags (and V8 flags, when a run is about them). */
@@ -321,7 +292,7 @@ export function ourTargets(framing: StdioFraming, variant?: Variant): Target[] {
       remote: false,
       spawnsChildren: false,
       multiSession: false,
-      start: () => Promise.resolve(startStdio(STDIO_SERVER, framing)),
+      start: () => Promise.resolve(startStdio(STDIO_SERVER)),
     },
     {
       // Not a proxy either: what a bare Deno process in the middle costs (Deno.serve and
@@ -349,8 +320,7 @@ export function ourTargets(framing: StdioFraming, variant?: Variant): Target[] {
       remote: true,
       spawnsChildren: false,
       multiSession: false,
-      start: (remote) =>
-        Promise.resolve(startStdio(hopCommand(BENCH_STDIO_FORWARDER, remote!), framing)),
+      start: (remote) => Promise.resolve(startStdio(hopCommand(BENCH_STDIO_FORWARDER, remote!))),
     },
     serve("mcp"),
     serve("mcp", "--prewarm"),
@@ -378,7 +348,7 @@ export function ourTargets(framing: StdioFraming, variant?: Variant): Target[] {
       remote: true,
       spawnsChildren: false,
       multiSession: false,
-      start: (remote) => Promise.resolve(startStdio([...OUR_CLI, "connect", remote!], framing)),
+      start: (remote) => Promise.resolve(startStdio([...OUR_CLI, "connect", remote!])),
     },
   ];
   if (!variant) return targets;

@@ -67,6 +67,8 @@ Deno.test("bench: --quick measures every mode and writes the JSON", async () => 
   assert.equal(typeof report.machine.deno, "string");
   assert.equal(report.options.rounds, 1);
   assert.equal(report.options.framing, "lines");
+  assert.equal(report.options.client, "deno");
+  assert.equal(report.clientRuntime, `Deno ${Deno.version.deno}`);
   const ids = report.targets.map((t: { id: string }) => t.id);
   assert.deepEqual(ids, [
     "native",
@@ -118,4 +120,46 @@ Deno.test("bench: --sdk-stdio measures over the SDK's stdio transports", async (
   for (const metric of ["echoP50Ms", "result1MiBMs", "request1MiBMs"]) {
     assert.ok(stdio.median[metric] > 0, `${metric}: ${stdio.notes[metric]}`);
   }
+});
+
+Deno.test("bench: --client node runs the SDK client in a Node process under its permission model", async () => {
+  const { stdout, report } = await quickBench(
+    "--client",
+    "node",
+    "--only",
+    "stdio,serve-url,connect",
+  );
+  assert.equal(report.options.client, "node");
+  // Said by the client itself: it ran under Node, and Node refused it any write.
+  assert.match(report.clientRuntime, /^Node v\d+\.\d+\.\d+ \(permission model: no writes\)$/);
+  assert.match(stdout, /; client under Node v\d+/);
+  const ids = report.targets.map((t: { id: string }) => t.id);
+  assert.deepEqual(ids, ["native", "native-stdio", "stdio-hop", "ours/serve-url", "ours/connect"]);
+  for (const target of report.targets) {
+    for (const metric of METRICS.slice(0, METRICS.indexOf("sessionsMs"))) {
+      assert.ok(target.median[metric] > 0, `${target.id} ${metric}: ${target.notes[metric]}`);
+    }
+    // The stdio targets' processes were spawned by the Node client, which told the bench their
+    // pids: their CPU and memory are measured all the same.
+    if (Deno.build.os === "linux") assert.ok(target.median.proxyPeakRssMb > 0, target.id);
+  }
+  assert.ok(
+    report.targets.find((t: { id: string }) => t.id === "ours/serve-url").median.sessionsMs > 0,
+  );
+});
+
+Deno.test("bench: an unknown --client is a usage error", async () => {
+  const [exe, ...args] = benchCommand();
+  const output = await new Deno.Command(exe!, {
+    args: [...args, "--client", "bun"],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(output.code, 2);
+  assert.equal(
+    new TextDecoder().decode(output.stderr).trim().split("\n").at(-1),
+    'bench: --client must be deno or node (got "bun")',
+  );
 });

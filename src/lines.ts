@@ -33,6 +33,44 @@ export function framed(head: string, body: string | Uint8Array, tail: string): U
   return chunks;
 }
 
+/** Lines from SCRATCH_MIN to SCRATCH_MAX characters are encoded into a LineBuffer's memory. */
+const SCRATCH_MIN = SPLIT_MIN;
+const SCRATCH_MAX = 4 * 1024 * 1024;
+
+/**
+ * One buffer that large lines are encoded into, reused for the next once the write from it is
+ * done: encoding a 1 MiB text into fresh memory costs 0.6 ms, mostly the page faults of that
+ * memory, against 0.04 ms into memory already used. For a writer that knows when a write is done
+ * (a child's stdin, our stdout); not for a response stream, whose reader keeps chunks for later.
+ */
+export class LineBuffer {
+  #buffer?: Uint8Array<ArrayBuffer>;
+  #busy = false;
+
+  /**
+   * `text` and a newline, encoded into the buffer: undefined when the text is small or very
+   * large, the buffer is still being written from, or the text does not fit (the buffer grows to
+   * its length and an eighth: room for ASCII and a few wider characters). Call release() once the
+   * bytes are written.
+   */
+  line(text: string): Uint8Array<ArrayBuffer> | undefined {
+    if (this.#busy || text.length < SCRATCH_MIN || text.length > SCRATCH_MAX) return undefined;
+    if (!this.#buffer || this.#buffer.length <= text.length) {
+      this.#buffer = new Uint8Array(text.length + (text.length >> 3) + 1);
+    }
+    const { read, written } = encoder.encodeInto(text, this.#buffer);
+    if (read < text.length || written >= this.#buffer.length) return undefined;
+    this.#buffer[written] = 10;
+    this.#busy = true;
+    return this.#buffer.subarray(0, written + 1);
+  }
+
+  /** The bytes line() gave are written: the buffer may take the next line. */
+  release(): void {
+    this.#busy = false;
+  }
+}
+
 /**
  * Reads `source` to its end, calling `onLine` for every complete line (without its line break).
  * A final line without a trailing newline is delivered too. Resolves when the source ends.

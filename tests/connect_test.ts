@@ -1209,6 +1209,37 @@ Deno.test("connect: a large answer reaches stdout as the server wrote it; a mult
   assert.deepEqual(JSON.parse(byId.get(3)!), JSON.parse(line(3)), "one stdout line, same message");
 });
 
+Deno.test("connect: large answers in flight together each reach stdout whole, non-ASCII ones too", async () => {
+  // Sizes around the reused encoding buffer's bounds (64 KiB to 4 Mi characters) and beyond it,
+  // ASCII and not (U+00E9 and an emoji need more bytes than characters), all answered at once:
+  // each frame is written while others wait, and none may be overwritten by the next.
+  const texts = new Map<number, string>([
+    [2, "a".repeat(1024 * 1024)],
+    [3, "\u00e9\ud83d\ude00".repeat(40_000)],
+    [4, "b".repeat(300_000)],
+    [5, "c".repeat(5 * 1024 * 1024)],
+    [6, "d".repeat(70_000)],
+    [7, "e".repeat(2 * 1024 * 1024)],
+  ]);
+  const line = (id: number) =>
+    JSON.stringify({
+      jsonrpc: "2.0",
+      id,
+      result: { content: [{ type: "text", text: texts.get(id) }] },
+    });
+  await using server = jsonServer((message, headers) =>
+    new Response(line(message.id), { headers })
+  );
+  const ids = [...texts.keys()];
+  const { code, stdout } = await rawConnect(
+    [`http://127.0.0.1:${server.addr.port}/mcp`],
+    [INITIALIZE, { jsonrpc: "2.0", method: "notifications/initialized" }, ...ids.map(toolCall)],
+  );
+  assert.equal(code, 0);
+  const byId = new Map(stdout.map((text) => [JSON.parse(text).id, text]));
+  for (const id of ids) assert.ok(byId.get(id) === line(id), `answer ${id} as the server wrote it`);
+});
+
 Deno.test("connect: a large request reaches the server as the client wrote it; under a tool filter, as parsed", async () => {
   const plain = verbatimCall(2, `"name":"heard"`);
   const dup = verbatimCall(3, `"name":"hidden", "name":"heard"`);

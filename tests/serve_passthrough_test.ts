@@ -83,6 +83,26 @@ Deno.test("serve: multi-megabyte results and requests pass intact", async () => 
   assert.equal(textOf(await client.callTool({ name: "echo", arguments: { text } })), text);
 });
 
+Deno.test("serve: large requests in flight together each reach the child whole, under a tool filter too", async () => {
+  // Under a filter each goes to the child as parsed, so encoded by us: ASCII and not, sizes
+  // around the reused encoding buffer's bounds, all at once (written while others wait).
+  const texts = [
+    "a".repeat(1024 * 1024),
+    "\u00e9\u20ac\u{1f600}".repeat(60_000),
+    "b".repeat(100_000),
+    "c".repeat(3 * 1024 * 1024),
+    "d".repeat(70_000),
+  ];
+  for (const filter of [[], ["--allow-tool", "echo"]]) {
+    await using proxy = await startServe(filter, fixtureCommand("faulty_stdio.ts"));
+    await using client = await connectHttp(proxy.mcpUrl);
+    const answers = await Promise.all(
+      texts.map((text) => client.callTool({ name: "echo", arguments: { text } })),
+    );
+    answers.forEach((answer, i) => assert.ok(textOf(answer) === texts[i], `${filter} ${i}`));
+  }
+});
+
 Deno.test("serve: multi-megabyte messages pass intact on event streams (/mcp, /sse)", async () => {
   await using proxy = await startServe([], fixtureCommand("faulty_stdio.ts"));
   // Over 64 KiB, so each event is written apart from its framing; multi-byte characters.

@@ -12,7 +12,7 @@ import {
   PARSE_ERROR,
   type RequestId,
 } from "../jsonrpc.ts";
-import { type ByteReader, framed, pumpLines } from "../lines.ts";
+import { type ByteReader, framed, LineBuffer, pumpLines } from "../lines.ts";
 import { log } from "../log.ts";
 import type { Transport } from "../sdk.ts";
 
@@ -40,6 +40,8 @@ export class StdioServerTransport implements Transport {
   /** Writes still in the stream: later frames wait behind them, in order. */
   #queued = 0;
   #closed = false;
+  /** Where large frames are encoded, one at a time. */
+  #large = new LineBuffer();
 
   /**
    * Reads `input` and writes `output`; by default our stdin (read directly, not through its
@@ -68,7 +70,9 @@ export class StdioServerTransport implements Transport {
 
   send(message: JSONRPCMessage): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("stdout is closed"));
-    const chunks = framed("", jsonText(message), "\n");
+    const text = jsonText(message);
+    const line = this.#large.line(text);
+    const chunks = line ? [line] : framed("", text, "\n");
     let bytes = chunks[0]!;
     if (this.#sync && this.#queued === 0 && chunks.length === 1 && bytes.length <= SYNC_WRITE_MAX) {
       try {
@@ -83,7 +87,10 @@ export class StdioServerTransport implements Transport {
     this.#queued++;
     const write = Promise.all(chunks.map((chunk) => this.#writer.write(chunk)))
       .then(() => {})
-      .finally(() => this.#queued--);
+      .finally(() => {
+        this.#queued--;
+        if (line) this.#large.release();
+      });
     this.#written = write.catch(() => {});
     return write;
   }

@@ -10,7 +10,7 @@ import {
   keepText,
   type RequestId,
 } from "../jsonrpc.ts";
-import { framed, pumpLines } from "../lines.ts";
+import { framed, LineBuffer, pumpLines } from "../lines.ts";
 import { log } from "../log.ts";
 import { hostSystem, resolveCommand } from "./resolve_command.ts";
 
@@ -66,6 +66,8 @@ export class ChildTransport implements UpstreamTransport {
   #options: ChildOptions;
   #process?: Deno.ChildProcess;
   #writer?: WritableStreamDefaultWriter<Uint8Array>;
+  /** Where large messages are encoded, one at a time (most come as bytes, needing none). */
+  #large = new LineBuffer();
   #exited?: Promise<void>;
   #closing = false;
   #stdoutClosed = false;
@@ -162,13 +164,18 @@ export class ChildTransport implements UpstreamTransport {
     if (!writer || this.closeReason !== undefined || this.#closing) {
       throw new ProxyError("upstream", `MCP server ${this.closeReason ?? "is not running"}`);
     }
+    const body = jsonBody(message);
+    const line = typeof body === "string" ? this.#large.line(body) : undefined;
     try {
       // A large message and its newline are two writes, queued together.
-      await Promise.all(framed("", jsonBody(message), "\n").map((bytes) => writer.write(bytes)));
+      const chunks = line ? [line] : framed("", body, "\n");
+      await Promise.all(chunks.map((bytes) => writer.write(bytes)));
     } catch (error) {
       throw new ProxyError("upstream", `cannot write to MCP server ${this.#label}`, {
         cause: error,
       });
+    } finally {
+      if (line) this.#large.release();
     }
   }
 

@@ -85,7 +85,8 @@ Deno.test("serve: multi-megabyte results and requests pass intact", async () => 
 
 Deno.test("serve: large requests in flight together each reach the child whole, under a tool filter too", async () => {
   // Under a filter each goes to the child as parsed, so encoded by us: ASCII and not, sizes
-  // around the reused encoding buffer's bounds, all at once (written while others wait).
+  // around the reused encoding buffer's bounds, all at once (written while others wait), to two
+  // children.
   const texts = [
     "a".repeat(1024 * 1024),
     "\u00e9\u20ac\u{1f600}".repeat(60_000),
@@ -95,11 +96,17 @@ Deno.test("serve: large requests in flight together each reach the child whole, 
   ];
   for (const filter of [[], ["--allow-tool", "echo"]]) {
     await using proxy = await startServe(filter, fixtureCommand("faulty_stdio.ts"));
-    await using client = await connectHttp(proxy.mcpUrl);
+    // Two sessions: two children, whose writes share one encoding buffer.
+    await using first = await connectHttp(proxy.mcpUrl);
+    await using second = await connectHttp(proxy.mcpUrl);
     const answers = await Promise.all(
-      texts.map((text) => client.callTool({ name: "echo", arguments: { text } })),
+      [first, second].flatMap((client) =>
+        texts.map((text) => client.callTool({ name: "echo", arguments: { text } }))
+      ),
     );
-    answers.forEach((answer, i) => assert.ok(textOf(answer) === texts[i], `${filter} ${i}`));
+    answers.forEach((answer, i) => {
+      assert.ok(textOf(answer) === texts[i % texts.length], `${filter} ${i}`);
+    });
   }
 });
 

@@ -14,6 +14,13 @@ import { framed, LineBuffer, pumpLines } from "../lines.ts";
 import { log } from "../log.ts";
 import { hostSystem, resolveCommand } from "./resolve_command.ts";
 
+/**
+ * Where a large message for a child's stdin is encoded, one at a time, shared by every child so
+ * that many sessions' children hold one buffer, not one each (most messages come as the bytes the
+ * client sent, needing none).
+ */
+const LARGE = new LineBuffer();
+
 /** How long a child whose stdout ended may take to exit before it counts as hung. */
 const STDOUT_GRACE_MS = 1000;
 
@@ -66,8 +73,6 @@ export class ChildTransport implements UpstreamTransport {
   #options: ChildOptions;
   #process?: Deno.ChildProcess;
   #writer?: WritableStreamDefaultWriter<Uint8Array>;
-  /** Where large messages are encoded, one at a time (most come as bytes, needing none). */
-  #large = new LineBuffer();
   #exited?: Promise<void>;
   #closing = false;
   #stdoutClosed = false;
@@ -165,7 +170,7 @@ export class ChildTransport implements UpstreamTransport {
       throw new ProxyError("upstream", `MCP server ${this.closeReason ?? "is not running"}`);
     }
     const body = jsonBody(message);
-    const line = typeof body === "string" ? this.#large.line(body) : undefined;
+    const line = typeof body === "string" ? LARGE.line(body) : undefined;
     try {
       // A large message and its newline are two writes, queued together.
       const chunks = line ? [line] : framed("", body, "\n");
@@ -175,7 +180,7 @@ export class ChildTransport implements UpstreamTransport {
         cause: error,
       });
     } finally {
-      if (line) this.#large.release();
+      if (line) LARGE.release();
     }
   }
 

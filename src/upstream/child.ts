@@ -172,7 +172,8 @@ export class ChildTransport implements UpstreamTransport {
     const body = jsonBody(message);
     const line = typeof body === "string" ? LARGE.line(body) : undefined;
     try {
-      // A large message and its newline are two writes, queued together.
+      // One write from the shared buffer; else a large message and its newline are two,
+      // queued together.
       const chunks = line ? [line] : framed("", body, "\n");
       await Promise.all(chunks.map((bytes) => writer.write(bytes)));
     } catch (error) {

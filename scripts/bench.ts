@@ -7,13 +7,12 @@
 
 import { parseArgs } from "node:util";
 import { ROOT } from "../tests/support/cli.ts";
-import { LocalClientSide } from "../tests/fixtures/bench_client.ts";
+import { type ClientSide, LocalClientSide } from "../tests/fixtures/bench_client.ts";
 import { type Counts, measureTarget, type RunResult } from "./bench_phases.ts";
 import { commandText, describeMachine } from "./bench_proc.ts";
 import { machineLine, markdown, type Report, summarize } from "./bench_report.ts";
 import { NodeClientSide } from "./bench_node.ts";
 import { peerTargets } from "./bench_peers.ts";
-import type { ClientSide } from "../tests/fixtures/bench_client.ts";
 import {
   denoConnect,
   ourTargets,

@@ -28,20 +28,25 @@ const ROWS = [
   ["connect", "mcp-proxy (ours)"],
 ];
 
+/** Runs the bench task's command line with `options` added, from the project's root. */
+function runBench(...options: string[]): Promise<Deno.CommandOutput> {
+  const [exe, ...args] = benchCommand();
+  return new Deno.Command(exe!, {
+    args: [...args, ...options],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+}
+
 /** Runs `deno task bench --quick` with `options`: its markdown and its JSON report. */
 async function quickBench(...options: string[]) {
   // The task may write only under .bench/.
   await Deno.mkdir(`${ROOT}.bench`, { recursive: true });
   const json = `${ROOT}.bench/test-${crypto.randomUUID()}.json`;
   try {
-    const [exe, ...args] = benchCommand();
-    const output = await new Deno.Command(exe!, {
-      args: [...args, "--quick", ...options, "--json", json],
-      cwd: ROOT,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const output = await runBench("--quick", ...options, "--json", json);
     assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
     const stdout = new TextDecoder().decode(output.stdout);
     return { stdout, report: JSON.parse(await Deno.readTextFile(json)) };
@@ -149,14 +154,7 @@ Deno.test("bench: --client node runs the SDK client in a Node process under its 
 });
 
 Deno.test("bench: an unknown --client is a usage error", async () => {
-  const [exe, ...args] = benchCommand();
-  const output = await new Deno.Command(exe!, {
-    args: [...args, "--client", "bun"],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  const output = await runBench("--client", "bun");
   assert.equal(output.code, 2);
   assert.equal(
     new TextDecoder().decode(output.stderr).trim().split("\n").at(-1),

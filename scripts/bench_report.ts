@@ -153,5 +153,7 @@ export function machineLine(machine: Machine): string {
   const memory = machine.memoryGb === undefined ? "" : `, ${machine.memoryGb} GB RAM`;
   const node = machine.node ? `, Node ${machine.node}` : "";
   return `${machine.cores} cores (${machine.cpu})${memory}, ${machine.os} (${machine.kernel}), ` +
-    `Deno ${machine.deno}${node}`;
+    `Deno ${machine.deno}${node}; writing fresh memory ` +
+    `${machine.freshMemoryMsPerMiB.toFixed(2)} ms per MiB, memory in use ` +
+    `${machine.reusedMemoryMsPerMiB.toFixed(3)}`;
 }

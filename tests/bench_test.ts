@@ -70,6 +70,10 @@ Deno.test("bench: --quick measures every mode and writes the JSON", async () => 
 
   assert.equal(typeof report.machine.cores, "number");
   assert.equal(typeof report.machine.deno, "string");
+  // What writing memory costs: never touched before, and touched already (cheaper).
+  const { freshMemoryMsPerMiB: fresh, reusedMemoryMsPerMiB: reused } = report.machine;
+  assert.ok(reused > 0 && fresh > reused, `fresh ${fresh}, reused ${reused} ms per MiB`);
+  assert.match(stdout, /; writing fresh memory \d+\.\d\d ms per MiB, memory in use \d+\.\d{3}; /);
   assert.equal(report.options.rounds, 1);
   assert.equal(report.options.framing, "lines");
   assert.equal(report.options.client, "deno");

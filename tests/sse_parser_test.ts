@@ -106,6 +106,68 @@ Deno.test("sse readEvents: bytes split inside a character, and one leading BOM d
   }
 });
 
+Deno.test("sse readEvents: long lines over many reads, CR, LF and CRLF ends wherever reads cut", async () => {
+  const stream = (long: string) =>
+    `\ufeffevent: big\r\ndata: ${long}\r\ndata: second\r\r: a comment\ndata: ${long}\n\n` +
+    "data: tail\r\n\r\ndata: never dispatched";
+  const want = (long: string) => [
+    { event: "big", data: `${long}\nsecond` },
+    { event: "message", data: long },
+    { event: "message", data: "tail" },
+  ];
+  const read = async (bytes: Uint8Array, ends: number[]) => {
+    const pieces = ends.map((end, i) => bytes.slice(i === 0 ? 0 : ends[i - 1], end));
+    const events: SseEvent[] = [];
+    const { body } = byteStream(pieces.filter((piece) => piece.length > 0));
+    assert.equal(await readEvents(body, new SseParser((event) => events.push(event))), undefined);
+    return events;
+  };
+  // Short lines: cut once at every byte, and read a byte at a time.
+  const short = "\u00e9\u20ac\u{1f600}x";
+  const bytes = new TextEncoder().encode(stream(short));
+  for (let at = 0; at <= bytes.length; at++) {
+    assert.deepEqual(await read(bytes, [at, bytes.length]), want(short), `cut at ${at}`);
+  }
+  const every = [...Array(bytes.length).keys()].map((at) => at + 1);
+  assert.deepEqual(await read(bytes, every), want(short), "a byte at a time");
+  // Lines of 640 KB of 1- to 4-byte characters, in reads of 1000 and of 65,536 bytes.
+  const long = short.repeat(64_000);
+  const large = new TextEncoder().encode(stream(long));
+  for (const size of [1000, 65_536]) {
+    const ends = [];
+    for (let at = size; at < large.length + size; at += size) ends.push(Math.min(at, large.length));
+    const events = await read(large, ends);
+    assert.equal(events.length, 3, `reads of ${size}`);
+    for (const [i, event] of events.entries()) {
+      assert.ok(
+        event.event === want(long)[i]!.event && event.data === want(long)[i]!.data,
+        `${size}`,
+      );
+    }
+  }
+});
+
+Deno.test("sse readEvents: an event ended by CRs alone is dispatched at once, on an open stream", async () => {
+  const encoder = new TextEncoder();
+  for (const long of ["short", "\u00e9".repeat(100_000)]) {
+    // The line spans two reads; the second holds its end and the blank line, as CRs only.
+    const events: SseEvent[] = [];
+    const { body } = byteStream([encoder.encode(`data: ${long}`), encoder.encode("!\r\r")], true);
+    const parser = new SseParser((event) => events.push(event));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const held = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error("the event was held back")), 2000);
+    });
+    try {
+      const done = () => events.length === 1;
+      assert.equal(await Promise.race([readEvents(body, parser, { done }), held]), undefined);
+    } finally {
+      clearTimeout(timer);
+    }
+    assert.deepEqual(events, [{ event: "message", data: `${long}!` }]);
+  }
+});
+
 Deno.test("sse readEvents: a Stop ends a read that waits, and cancels the stream", async () => {
   const events: SseEvent[] = [];
   const { body, state } = byteStream([new TextEncoder().encode("data: a\n\n")], true);

@@ -87,11 +87,8 @@ class Assembly {
   #buffer: Uint8Array<ArrayBuffer>;
   #lent: boolean;
   #length = 0;
-  /** Whether the line is the stream's first. */
-  readonly first: boolean;
 
-  constructor(first: boolean) {
-    this.first = first;
+  constructor() {
     this.#lent = Assembly.#spare !== undefined;
     this.#buffer = Assembly.#spare ?? new Uint8Array(0);
     Assembly.#spare = undefined;
@@ -140,23 +137,25 @@ export async function pumpLines(
   readSize = READ_SIZE,
 ): Promise<void> {
   const decoder = new TextDecoder();
-  // A byte order mark is dropped at the stream's start only (as the stream's decoder does).
   const whole = new TextDecoder("utf-8", { ignoreBOM: true });
-  let atStart = true;
   let held: Assembly | undefined;
+  /** No line delivered yet: a line put together now starts at the stream's first byte. */
+  let first = true;
   const finish = (assembly: Assembly) => {
     const line = assembly.finish(whole);
-    return assembly.first && line.charCodeAt(0) === 0xfeff ? line.slice(1) : line;
+    // A byte order mark is dropped at the stream's start only (as the stream's decoder does).
+    return first && line.charCodeAt(0) === 0xfeff ? line.slice(1) : line;
   };
-  const deliver = (line: string) => onLine(line.endsWith("\r") ? line.slice(0, -1) : line);
+  const deliver = (line: string) => {
+    first = false;
+    onLine(line.endsWith("\r") ? line.slice(0, -1) : line);
+  };
   const take = (bytes: Uint8Array) => {
     const text = decoder.decode(bytes, { stream: true });
-    const first = atStart;
-    atStart &&= bytes.length === 0;
     let start = 0;
     let newline = text.indexOf("\n");
     if (newline === -1) {
-      (held ??= new Assembly(first)).append(bytes);
+      (held ??= new Assembly()).append(bytes);
       return;
     }
     if (held) {
@@ -176,7 +175,7 @@ export async function pumpLines(
     // The bytes after the last newline (with any character the decoder holds back) start the
     // next line.
     const rest = bytes.lastIndexOf(10) + 1;
-    if (rest < bytes.length) (held = new Assembly(false)).append(bytes.subarray(rest));
+    if (rest < bytes.length) (held = new Assembly()).append(bytes.subarray(rest));
   };
   try {
     if (source instanceof ReadableStream) {

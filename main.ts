@@ -1,5 +1,6 @@
 // Entry point: runCli(Deno.args) -> exit code. The only place that calls Deno.exit.
 
+import { tuneAllocator } from "./src/allocator.ts";
 import { type EnvAccess, parseCli, type ServeOptions } from "./src/cli.ts";
 import { exitCodeFor, formatError, permissionError, UsageError } from "./src/errors.ts";
 import { log, setLogLevel } from "./src/log.ts";
@@ -81,5 +82,6 @@ function scrubSecrets(): void {
 }
 
 if (import.meta.main) {
+  tuneAllocator();
   Deno.exit(await runCli(Deno.args));
 }

@@ -1316,20 +1316,11 @@ Deno.test("connect: large requests in flight together reach the server byte for 
       params: { name: "x", arguments: { text: texts.get(id) } },
     });
   const received = new Map<number, string>();
-  await using server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    async (req) => {
-      if (req.method === "GET") return new Response(null, { status: 405 });
-      if (req.method === "DELETE") return new Response(null, { status: 200 });
-      const body = await req.text();
-      const message = JSON.parse(body);
-      if (message.id === undefined) return new Response(null, { status: 202 });
-      if (message.method === "initialize") return initializeAnswer(message, "s1");
-      received.set(message.id, body);
-      const answer = { jsonrpc: "2.0", id: message.id, result: { content: [] } };
-      return Response.json(answer, { headers: { "mcp-session-id": "s1" } });
-    },
-  );
+  await using server = jsonServer((message, headers, body) => {
+    received.set(message.id, body);
+    const answer = { jsonrpc: "2.0", id: message.id, result: { content: [] } };
+    return new Response(JSON.stringify(answer), { headers });
+  });
   const ids = [...texts.keys()];
   const { code, stdout } = await rawConnect(
     [`http://127.0.0.1:${server.addr.port}/mcp`],
@@ -1454,17 +1445,23 @@ function toolCall(id: number) {
 
 /**
  * A session-less Streamable HTTP server answering with JSON bodies: no GET stream, initialize
- * answered, every other request by `answer` (given the headers of the session "s1").
+ * answered, every other request by `answer` (given the headers of the session "s1" and the body
+ * as it came).
  */
 function jsonServer(
-  answer: (message: { id: number; method: string }, headers: Record<string, string>) => Response,
+  answer: (
+    message: { id: number; method: string },
+    headers: Record<string, string>,
+    body: string,
+  ) => Response,
 ): Deno.HttpServer<Deno.NetAddr> {
   return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
     if (req.method === "GET") return new Response(null, { status: 405 });
     if (req.method === "DELETE") return new Response(null, { status: 200 });
-    const message = await req.json();
+    const body = await req.text();
+    const message = JSON.parse(body);
     if (message.id === undefined) return new Response(null, { status: 202 });
     if (message.method === "initialize") return initializeAnswer(message, "s1");
-    return answer(message, { "content-type": "application/json", "mcp-session-id": "s1" });
+    return answer(message, { "content-type": "application/json", "mcp-session-id": "s1" }, body);
   });
 }

@@ -28,16 +28,36 @@ function ticksPerSecond(): Promise<number> {
   return clockTicks;
 }
 
-/** User + system CPU time of `pid` so far, in ms. */
-export async function cpuMs(pid: number): Promise<number | undefined> {
+let pageSize: Promise<number> | undefined;
+
+/** The memory page size in bytes (the unit of page faults). */
+export function pageBytes(): Promise<number> {
+  pageSize ??= commandText("getconf", ["PAGESIZE"]).then((text) => Number(text?.trim()) || 4096);
+  return pageSize;
+}
+
+/**
+ * The fields of /proc/<pid>/stat after the command name (which may hold spaces), so that field 3
+ * (state) is the first.
+ */
+async function statFields(pid: number): Promise<string[] | undefined> {
   if (!LINUX) return undefined;
   const stat = await commandText("cat", [`/proc/${pid}/stat`]);
-  if (stat === undefined) return undefined;
-  // Fields after the command name (which may hold spaces) start at field 3; utime and stime are
-  // fields 14 and 15.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const ticks = Number(fields[11]) + Number(fields[12]);
+  return stat === undefined ? undefined : stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
+/** User + system CPU time of `pid` so far, in ms. */
+export async function cpuMs(pid: number): Promise<number | undefined> {
+  const fields = await statFields(pid);
+  // utime and stime are fields 14 and 15.
+  const ticks = Number(fields?.[11]) + Number(fields?.[12]);
   return Number.isFinite(ticks) ? ticks * 1000 / await ticksPerSecond() : undefined;
+}
+
+/** Minor page faults of `pid` so far (field 10, minflt): pages it touched for the first time. */
+export async function minorFaults(pid: number): Promise<number | undefined> {
+  const faults = Number((await statFields(pid))?.[7]);
+  return Number.isFinite(faults) ? faults : undefined;
 }
 
 /** Peak resident set size of `pid` over its life (VmHWM), in MB. */

@@ -2,6 +2,7 @@
 // the proxy forwards to real fixture servers on 127.0.0.1 (native Streamable HTTP, SSE only).
 
 import assert from "node:assert/strict";
+import { minorFaults, pageBytes } from "../scripts/bench_proc.ts";
 import { pumpLines } from "../src/lines.ts";
 import { cliCommand, fixtureCommand, fixturePath, runCli, startServe } from "./support/cli.ts";
 import { connectStdio, type StdioTestClient, textOf } from "./support/client.ts";
@@ -1277,25 +1278,14 @@ Deno.test({
     const calls = 20;
     const before = await minorFaults(proxy.pid);
     for (let id = 7; id < 7 + calls; id++) await call(id);
-    const fresh = (await minorFaults(proxy.pid) - before) * await pageSize() / 2 ** 20 / calls;
+    const after = await minorFaults(proxy.pid);
+    assert.ok(before !== undefined && after !== undefined, "minor faults read from /proc");
+    const fresh = (after - before) * await pageBytes() / 2 ** 20 / calls;
     await writer.close();
     assert.equal((await proxy.status).code, 0);
     assert.ok(fresh < 1.6 * mib, `${fresh.toFixed(2)} MiB of fresh memory per ${mib} MiB request`);
   },
 });
-
-/** Minor page faults of process `pid` so far (Deno reads /proc only under --allow-all). */
-async function minorFaults(pid: number): Promise<number> {
-  const stat = await new Deno.Command("cat", { args: [`/proc/${pid}/stat`] }).output();
-  // The fields after the command name's closing parenthesis: state is the first, minflt the 8th.
-  const fields = new TextDecoder().decode(stat.stdout).split(") ")[1]!.split(" ");
-  return Number(fields[7]);
-}
-
-async function pageSize(): Promise<number> {
-  const output = await new Deno.Command("getconf", { args: ["PAGESIZE"] }).output();
-  return Number(new TextDecoder().decode(output.stdout).trim());
-}
 
 Deno.test("connect: large requests in flight together reach the server byte for byte, non-ASCII ones too", async () => {
   // Sent at once, ASCII and not (a character of 2 bytes and one of 4, the euro sign's 3 bytes),

@@ -157,6 +157,27 @@ Deno.test("bench: --client node runs the SDK client in a Node process under its 
   );
 });
 
+Deno.test("bench: --v8-flags runs our proxy a second time under those flags, in every round", async () => {
+  const measured = await quickBench("--only", "ours/connect", "--v8-flags=--max-semi-space-size=1");
+  const ids = measured.report.targets.map((t: { id: string }) => t.id);
+  assert.deepEqual(ids, ["native", "ours/connect", "ours/connect+v8"]);
+  const variant = measured.report.targets.find((t: { id: string }) => t.id === "ours/connect+v8");
+  assert.equal(variant.implementation, "mcp-proxy (ours, V8 --max-semi-space-size=1)");
+  for (const target of measured.report.targets) {
+    for (const metric of METRICS.slice(0, METRICS.indexOf("sessionsMs"))) {
+      assert.ok(target.median[metric] > 0, `${target.id} ${metric}: ${target.notes[metric]}`);
+    }
+  }
+
+  // The flags reach that process and only that one: a flag V8 refuses stops it from starting.
+  const refused = await quickBench("--only", "ours/connect", "--v8-flags=--no-such-v8-flag");
+  const rows = refused.stdout.split("\n").filter((line) => line.startsWith("| `connect` |"));
+  assert.equal(rows.length, 4, refused.stdout);
+  for (const row of rows) {
+    assert.equal(row.includes("failed"), row.includes("V8 --no-such-v8-flag"), row);
+  }
+});
+
 Deno.test("bench: an unknown --client is a usage error", async () => {
   const output = await runBench("--client", "bun");
   assert.equal(output.code, 2);

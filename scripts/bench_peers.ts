@@ -9,6 +9,16 @@ import {
   type Target,
 } from "./bench_targets.ts";
 
+/**
+ * The versions the tests install and measure (`tests/bench_test.ts`), and the README's tables
+ * show. Others run too, as long as their command lines have not changed.
+ */
+export const TESTED_PEERS: Readonly<Record<string, string>> = {
+  "supergateway": "4.0.0",
+  "mcp-proxy": "6.7.19",
+  "mcp-remote": "0.15.1",
+};
+
 /** An npm peer found in the peers directory. */
 interface Peer {
   name: string;

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { ROOT } from "./support/cli.ts";
 import { METRICS } from "../scripts/bench_phases.ts";
+import { TESTED_PEERS } from "../scripts/bench_peers.ts";
 
 const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
 
@@ -176,6 +177,111 @@ Deno.test("bench: --v8-flags runs our proxy a second time under those flags, in 
   for (const row of rows) {
     assert.equal(row.includes("failed"), row.includes("V8 --no-such-v8-flag"), row);
   }
+});
+
+Deno.test("bench: --peers measures the npm peers, interleaved with the baseline round by round", async () => {
+  // Installed as the README says, at the versions its tables show, under .bench/ (the one folder
+  // the task may write); npm's cache makes a second install quick.
+  const dir = ".bench/test-peers";
+  const install = await new Deno.Command("npm", {
+    args: [
+      "install",
+      "--prefix",
+      `${ROOT}${dir}`,
+      "--no-audit",
+      "--no-fund",
+      "--prefer-offline",
+      ...Object.entries(TESTED_PEERS).map(([name, version]) => `${name}@${version}`),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(install.code, 0, `npm install: ${new TextDecoder().decode(install.stderr)}`);
+
+  const { stdout, report } = await quickBench(
+    "--peers",
+    "--peers-dir",
+    dir,
+    "--only",
+    "supergateway,mcp-proxy/,mcp-remote",
+  );
+  assert.deepEqual(report.skippedPeers, []);
+  const ids = report.targets.map((t: { id: string }) => t.id);
+  const peerIds = [
+    "supergateway/serve-mcp",
+    "supergateway/serve-sse",
+    "supergateway/connect",
+    "mcp-proxy/serve-mcp",
+    "mcp-proxy/serve-sse",
+    "mcp-remote/connect",
+  ];
+  assert.deepEqual(ids, ["native", ...peerIds]);
+  for (const target of report.targets) {
+    const name = target.id.split("/")[0];
+    if (name !== "native") {
+      assert.ok(target.implementation.startsWith(`${name} ${TESTED_PEERS[name]}`), target.id);
+      const shown = stdout.split("\n").filter((line) =>
+        line.startsWith(`| \`${target.direction}\` | ${target.implementation} |`)
+      );
+      assert.equal(shown.length, 2, `two table rows for ${target.id}:\n${stdout}`);
+    }
+    for (const metric of METRICS.slice(0, METRICS.indexOf("sessionsMs"))) {
+      if (target.id === "supergateway/serve-mcp" && metric === "request1MiBMs") {
+        // supergateway's Streamable HTTP server takes at most 100 KB (Express's default limit).
+        assert.match(target.notes[metric], /^refused \(body limit\)/);
+        continue;
+      }
+      assert.ok(target.median[metric] > 0, `${target.id} ${metric}: ${target.notes[metric]}`);
+    }
+    if (Deno.build.os === "linux" && target.id !== "native") {
+      assert.ok(target.median.cpuPerCallMs > 0, target.id);
+      assert.ok(target.median.proxyPeakRssMb > 0, target.id);
+    }
+  }
+
+  // Rounds alternate: each round measures the baseline and then every target, so that a drift of
+  // the machine weighs on all of them alike.
+  const [exe, ...args] = benchCommand();
+  const two = await new Deno.Command(exe!, {
+    args: [
+      ...args,
+      "--quick",
+      "--rounds",
+      "2",
+      "--peers",
+      "--peers-dir",
+      dir,
+      "--only",
+      "mcp-remote",
+    ],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  const progress = new TextDecoder().decode(two.stderr);
+  assert.equal(two.code, 0, progress);
+  assert.deepEqual(
+    [...progress.matchAll(/^\[bench\] round (\d\/\d) (\S+):/gm)].map((m) => `${m[1]} ${m[2]}`),
+    ["1/2 native", "1/2 mcp-remote/connect", "2/2 native", "2/2 mcp-remote/connect"],
+  );
+
+  // A peer that is not installed is named, with the command that installs it.
+  const none = await quickBench(
+    "--peers",
+    "--peers-dir",
+    ".bench/test-no-peers",
+    "--only",
+    "native",
+  );
+  assert.deepEqual(
+    none.report.skippedPeers,
+    Object.keys(TESTED_PEERS).map((name) => ({
+      name,
+      reason: `not installed: npm i --prefix ${ROOT}.bench/test-no-peers ${name}`,
+    })),
+  );
 });
 
 Deno.test("bench: an unknown --client is a usage error", async () => {

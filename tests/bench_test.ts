@@ -179,6 +179,98 @@ Deno.test("bench: --v8-flags runs our proxy a second time under those flags, in 
   }
 });
 
+/** Runs `git` in `dir`; its output, or a failed assertion with its stderr. */
+async function git(dir: string, ...args: string[]): Promise<string> {
+  const output = await new Deno.Command("git", {
+    args: ["-C", dir, "-c", "user.name=bench", "-c", "user.email=bench@127.0.0.1", ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(output.code, 0, `git ${args.join(" ")}: ${new TextDecoder().decode(output.stderr)}`);
+  return new TextDecoder().decode(output.stdout).trim();
+}
+
+Deno.test("bench: --against <rev> runs our proxy as of that git revision too, in every round", async () => {
+  // A repository of its own, so that neither this checkout's history nor its state matters: the
+  // project's files committed as they are, then a revision whose proxy cannot start. The working
+  // tree stays the good one.
+  const repo = await Deno.makeTempDir({ prefix: "bench-against-" });
+  try {
+    const files = ["main.ts", "deno.json", "deno.lock", "src", "scripts", "tests"];
+    const copy = await new Deno.Command("cp", {
+      args: ["-R", ...files.map((file) => `${ROOT}${file}`), repo],
+      stderr: "piped",
+    }).output();
+    assert.equal(copy.code, 0, new TextDecoder().decode(copy.stderr));
+    await git(repo, "init", "-q");
+    await git(repo, "add", ".");
+    await git(repo, "commit", "-q", "-m", "good");
+    const good = await git(repo, "rev-parse", "--short", "HEAD");
+    const main = await Deno.readTextFile(`${repo}/main.ts`);
+    await Deno.writeTextFile(`${repo}/main.ts`, 'throw new Error("this revision cannot start");\n');
+    await git(repo, "commit", "-q", "-a", "-m", "broken");
+    const broken = await git(repo, "rev-parse", "--short", "HEAD");
+    await Deno.writeTextFile(`${repo}/main.ts`, main);
+
+    const run = async (...options: string[]) => {
+      const [exe, ...args] = benchCommand();
+      const json = `${repo}/.bench/report.json`;
+      const output = await new Deno.Command(exe!, {
+        args: [...args, "--quick", "--only", "ours/connect", ...options, "--json", json],
+        cwd: repo,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const stderr = new TextDecoder().decode(output.stderr);
+      assert.equal(output.code, 0, stderr);
+      const report = JSON.parse(await Deno.readTextFile(json));
+      return { stdout: new TextDecoder().decode(output.stdout), stderr, report };
+    };
+
+    const measured = await run("--against", "HEAD~1");
+    assert.match(
+      measured.stderr,
+      new RegExp(`--against HEAD~1: ${good} in ${repo}/\\.bench/against/${good}\n`),
+    );
+    const ids = measured.report.targets.map((t: { id: string }) => t.id);
+    assert.deepEqual(ids, ["native", "ours/connect", `ours/connect@${good}`]);
+    const variant = measured.report.targets.find((t: { id: string }) => t.id.includes("@"));
+    assert.equal(variant.implementation, `mcp-proxy (ours at ${good})`);
+    for (const target of measured.report.targets) {
+      for (const metric of METRICS.slice(0, METRICS.indexOf("sessionsMs"))) {
+        assert.ok(target.median[metric] > 0, `${target.id} ${metric}: ${target.notes[metric]}`);
+      }
+    }
+    // Extracted from git, not copied from the working tree.
+    assert.equal(await Deno.readTextFile(`${repo}/.bench/against/${good}/main.ts`), main);
+
+    // The revision's code is what runs: the broken one fails its rows, and only those.
+    const refused = await run("--against", broken);
+    const rows = refused.stdout.split("\n").filter((line) => line.startsWith("| `connect` |"));
+    assert.equal(rows.length, 4, refused.stdout);
+    for (const row of rows) {
+      assert.equal(row.includes("failed"), row.includes(`ours at ${broken}`), row);
+    }
+
+    const unknown = await new Deno.Command(Deno.execPath(), {
+      args: [...benchCommand().slice(1), "--against", "no-such-rev"],
+      cwd: repo,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(unknown.code, 2);
+    assert.equal(
+      new TextDecoder().decode(unknown.stderr).trim().split("\n").at(-1),
+      `bench: --against: "no-such-rev" is not a git revision of ${repo}/`,
+    );
+  } finally {
+    await Deno.remove(repo, { recursive: true });
+  }
+});
+
 Deno.test("bench: --peers measures the npm peers, interleaved with the baseline round by round", async () => {
   // Installed as the README says, at the versions its tables show, under .bench/ (the one folder
   // the task may write); npm's cache makes a second install quick.

@@ -182,7 +182,14 @@ Deno.test("bench: --v8-flags runs our proxy a second time under those flags, in 
 /** Runs `git` in `dir`; its output, or a failed assertion with its stderr. */
 async function git(dir: string, ...args: string[]): Promise<string> {
   const output = await new Deno.Command("git", {
-    args: ["-C", dir, "-c", "user.name=bench", "-c", "user.email=bench@127.0.0.1", ...args],
+    // Whatever the user's git configuration: no signing, no hooks.
+    args: [
+      "-C",
+      dir,
+      ...["-c", "user.name=bench", "-c", "user.email=bench@127.0.0.1"],
+      ...["-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null"],
+      ...args,
+    ],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

@@ -31,10 +31,15 @@ const ROWS = [
 
 /** Runs the bench task's command line with `options` added, from the project's root. */
 function runBench(...options: string[]): Promise<Deno.CommandOutput> {
+  return runBenchIn(ROOT, ...options);
+}
+
+/** Runs the bench task's command line with `options` added, from `cwd`. */
+function runBenchIn(cwd: string, ...options: string[]): Promise<Deno.CommandOutput> {
   const [exe, ...args] = benchCommand();
   return new Deno.Command(exe!, {
     args: [...args, ...options],
-    cwd: ROOT,
+    cwd,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -42,15 +47,21 @@ function runBench(...options: string[]): Promise<Deno.CommandOutput> {
 }
 
 /** Runs `deno task bench --quick` with `options`: its markdown and its JSON report. */
-async function quickBench(...options: string[]) {
+function quickBench(...options: string[]) {
+  return quickBenchIn(ROOT, ...options);
+}
+
+/** `deno task bench --quick` with `options`, run from `cwd`: its output and its JSON report. */
+async function quickBenchIn(cwd: string, ...options: string[]) {
   // The task may write only under .bench/.
-  await Deno.mkdir(`${ROOT}.bench`, { recursive: true });
-  const json = `${ROOT}.bench/test-${crypto.randomUUID()}.json`;
+  await Deno.mkdir(`${cwd}.bench`, { recursive: true });
+  const json = `${cwd}.bench/test-${crypto.randomUUID()}.json`;
   try {
-    const output = await runBench("--quick", ...options, "--json", json);
-    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    const output = await runBenchIn(cwd, "--quick", ...options, "--json", json);
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 0, stderr);
     const stdout = new TextDecoder().decode(output.stdout);
-    return { stdout, report: JSON.parse(await Deno.readTextFile(json)) };
+    return { stdout, stderr, report: JSON.parse(await Deno.readTextFile(json)) };
   } finally {
     await Deno.remove(json).catch(() => {});
   }
@@ -220,21 +231,8 @@ Deno.test("bench: --against <rev> runs our proxy as of that git revision too, in
     const broken = await git(repo, "rev-parse", "--short", "HEAD");
     await Deno.writeTextFile(`${repo}/main.ts`, main);
 
-    const run = async (...options: string[]) => {
-      const [exe, ...args] = benchCommand();
-      const json = `${repo}/.bench/report.json`;
-      const output = await new Deno.Command(exe!, {
-        args: [...args, "--quick", "--only", "ours/connect", ...options, "--json", json],
-        cwd: repo,
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const stderr = new TextDecoder().decode(output.stderr);
-      assert.equal(output.code, 0, stderr);
-      const report = JSON.parse(await Deno.readTextFile(json));
-      return { stdout: new TextDecoder().decode(output.stdout), stderr, report };
-    };
+    const run = (...options: string[]) =>
+      quickBenchIn(`${repo}/`, "--only", "ours/connect", ...options);
 
     const measured = await run("--against", "HEAD~1");
     assert.match(
@@ -261,13 +259,7 @@ Deno.test("bench: --against <rev> runs our proxy as of that git revision too, in
       assert.equal(row.includes("failed"), row.includes(`ours at ${broken}`), row);
     }
 
-    const unknown = await new Deno.Command(Deno.execPath(), {
-      args: [...benchCommand().slice(1), "--against", "no-such-rev"],
-      cwd: repo,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const unknown = await runBenchIn(repo, "--against", "no-such-rev");
     assert.equal(unknown.code, 2);
     assert.equal(
       new TextDecoder().decode(unknown.stderr).trim().split("\n").at(-1),
@@ -341,24 +333,9 @@ Deno.test("bench: --peers measures the npm peers, interleaved with the baseline 
 
   // Rounds alternate: each round measures the baseline and then every target, so that a drift of
   // the machine weighs on all of them alike.
-  const [exe, ...args] = benchCommand();
-  const two = await new Deno.Command(exe!, {
-    args: [
-      ...args,
-      "--quick",
-      "--rounds",
-      "2",
-      "--peers",
-      "--peers-dir",
-      dir,
-      "--only",
-      "mcp-remote",
-    ],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).output();
+  const two = await runBench(
+    ...["--quick", "--rounds", "2", "--peers", "--peers-dir", dir, "--only", "mcp-remote"],
+  );
   const progress = new TextDecoder().decode(two.stderr);
   assert.equal(two.code, 0, progress);
   assert.deepEqual(

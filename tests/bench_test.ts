@@ -326,7 +326,9 @@ Deno.test("bench: --peers measures the npm peers, interleaved with the baseline 
       assert.ok(target.median[metric] > 0, `${target.id} ${metric}: ${target.notes[metric]}`);
     }
     if (Deno.build.os === "linux" && target.id !== "native") {
-      assert.ok(target.median.cpuPerCallMs > 0, target.id);
+      // Read from /proc in clock ticks: measured, though a quick run's few calls may take none.
+      assert.equal(typeof target.median.cpuPerCallMs, "number", target.id);
+      assert.ok(target.median.cpuPerCallMs >= 0, target.id);
       assert.ok(target.median.proxyPeakRssMb > 0, target.id);
     }
   }

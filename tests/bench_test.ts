@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { ROOT } from "./support/cli.ts";
-import { METRICS } from "../scripts/bench_phases.ts";
+import { type Metric, METRICS } from "../scripts/bench_phases.ts";
 import { TESTED_PEERS } from "../scripts/bench_peers.ts";
 
 const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
@@ -67,6 +67,27 @@ async function quickBenchIn(cwd: string, ...options: string[]) {
   }
 }
 
+/** The timings every target has (the figures before the sessions'), but `except`: measured. */
+function assertTimed(
+  target: { id: string; median: Record<string, number | null>; notes: Record<string, string> },
+  except: Metric[] = [],
+): void {
+  for (const metric of METRICS.slice(0, METRICS.indexOf("sessionsMs"))) {
+    if (except.includes(metric)) continue;
+    assert.ok(target.median[metric]! > 0, `${target.id} ${metric}: ${target.notes[metric]}`);
+  }
+}
+
+/**
+ * The `connect` rows of a run of ours/connect next to a variant of it (two tables, two rows each):
+ * the variant's, labelled with `label`, failed, and only those.
+ */
+function assertOnlyFailed(stdout: string, label: string): void {
+  const rows = stdout.split("\n").filter((line) => line.startsWith("| `connect` |"));
+  assert.equal(rows.length, 4, stdout);
+  for (const row of rows) assert.equal(row.includes("failed"), row.includes(label), row);
+}
+
 Deno.test("bench: --quick measures every mode and writes the JSON", async () => {
   const { stdout, report } = await quickBench();
   for (const [direction, implementation] of ROWS) {
@@ -106,10 +127,7 @@ Deno.test("bench: --quick measures every mode and writes the JSON", async () => 
   for (const target of report.targets) {
     assert.deepEqual(Object.keys(target.median), [...METRICS], target.id);
     assert.equal(target.rounds.length, 1);
-    // The timings every target has: the figures before the sessions'.
-    for (const metric of METRICS.slice(0, METRICS.indexOf("sessionsMs"))) {
-      assert.ok(target.median[metric] > 0, `${target.id} ${metric}: ${target.notes[metric]}`);
-    }
+    assertTimed(target);
     const multiSession = !["native-stdio", "stdio-hop", "ours/connect"].includes(target.id);
     assert.equal(target.median.sessionsMs !== null, multiSession, target.id);
     if (Deno.build.os === "linux") {
@@ -157,9 +175,7 @@ Deno.test("bench: --client node runs the SDK client in a Node process under its 
   const ids = report.targets.map((t: { id: string }) => t.id);
   assert.deepEqual(ids, ["native", "native-stdio", "stdio-hop", "ours/serve-url", "ours/connect"]);
   for (const target of report.targets) {
-    for (const metric of METRICS.slice(0, METRICS.indexOf("sessionsMs"))) {
-      assert.ok(target.median[metric] > 0, `${target.id} ${metric}: ${target.notes[metric]}`);
-    }
+    assertTimed(target);
     // The stdio targets' processes were spawned by the Node client, which told the bench their
     // pids: their CPU and memory are measured all the same.
     if (Deno.build.os === "linux") assert.ok(target.median.proxyPeakRssMb > 0, target.id);
@@ -176,18 +192,12 @@ Deno.test("bench: --v8-flags runs our proxy a second time under those flags, in 
   const variant = measured.report.targets.find((t: { id: string }) => t.id === "ours/connect+v8");
   assert.equal(variant.implementation, "mcp-proxy (ours, V8 --max-semi-space-size=1)");
   for (const target of measured.report.targets) {
-    for (const metric of METRICS.slice(0, METRICS.indexOf("sessionsMs"))) {
-      assert.ok(target.median[metric] > 0, `${target.id} ${metric}: ${target.notes[metric]}`);
-    }
+    assertTimed(target);
   }
 
   // The flags reach that process and only that one: a flag V8 refuses stops it from starting.
   const refused = await quickBench("--only", "ours/connect", "--v8-flags=--no-such-v8-flag");
-  const rows = refused.stdout.split("\n").filter((line) => line.startsWith("| `connect` |"));
-  assert.equal(rows.length, 4, refused.stdout);
-  for (const row of rows) {
-    assert.equal(row.includes("failed"), row.includes("V8 --no-such-v8-flag"), row);
-  }
+  assertOnlyFailed(refused.stdout, "V8 --no-such-v8-flag");
 });
 
 /** Runs `git` in `dir`; its output, or a failed assertion with its stderr. */
@@ -244,20 +254,14 @@ Deno.test("bench: --against <rev> runs our proxy as of that git revision too, in
     const variant = measured.report.targets.find((t: { id: string }) => t.id.includes("@"));
     assert.equal(variant.implementation, `mcp-proxy (ours at ${good})`);
     for (const target of measured.report.targets) {
-      for (const metric of METRICS.slice(0, METRICS.indexOf("sessionsMs"))) {
-        assert.ok(target.median[metric] > 0, `${target.id} ${metric}: ${target.notes[metric]}`);
-      }
+      assertTimed(target);
     }
     // Extracted from git, not copied from the working tree.
     assert.equal(await Deno.readTextFile(`${repo}/.bench/against/${good}/main.ts`), main);
 
     // The revision's code is what runs: the broken one fails its rows, and only those.
     const refused = await run("--against", broken);
-    const rows = refused.stdout.split("\n").filter((line) => line.startsWith("| `connect` |"));
-    assert.equal(rows.length, 4, refused.stdout);
-    for (const row of rows) {
-      assert.equal(row.includes("failed"), row.includes(`ours at ${broken}`), row);
-    }
+    assertOnlyFailed(refused.stdout, `ours at ${broken}`);
 
     const unknown = await runBenchIn(repo, "--against", "no-such-rev");
     assert.equal(unknown.code, 2);
@@ -317,14 +321,11 @@ Deno.test("bench: --peers measures the npm peers, interleaved with the baseline 
       );
       assert.equal(shown.length, 2, `two table rows for ${target.id}:\n${stdout}`);
     }
-    for (const metric of METRICS.slice(0, METRICS.indexOf("sessionsMs"))) {
-      if (target.id === "supergateway/serve-mcp" && metric === "request1MiBMs") {
-        // supergateway's Streamable HTTP server takes at most 100 KB (Express's default limit).
-        assert.match(target.notes[metric], /^refused \(body limit\)/);
-        continue;
-      }
-      assert.ok(target.median[metric] > 0, `${target.id} ${metric}: ${target.notes[metric]}`);
-    }
+    if (target.id === "supergateway/serve-mcp") {
+      // supergateway's Streamable HTTP server takes at most 100 KB (Express's default limit).
+      assert.match(target.notes.request1MiBMs, /^refused \(body limit\)/);
+      assertTimed(target, ["request1MiBMs"]);
+    } else assertTimed(target);
     if (Deno.build.os === "linux" && target.id !== "native") {
       // Read from /proc in clock ticks: measured, though a quick run's few calls may take none.
       assert.equal(typeof target.median.cpuPerCallMs, "number", target.id);
@@ -335,13 +336,17 @@ Deno.test("bench: --peers measures the npm peers, interleaved with the baseline 
 
   // Rounds alternate: each round measures the baseline and then every target, so that a drift of
   // the machine weighs on all of them alike.
-  const two = await runBench(
-    ...["--quick", "--rounds", "2", "--peers", "--peers-dir", dir, "--only", "mcp-remote"],
+  const two = await quickBench(
+    "--rounds",
+    "2",
+    "--peers",
+    "--peers-dir",
+    dir,
+    "--only",
+    "mcp-remote",
   );
-  const progress = new TextDecoder().decode(two.stderr);
-  assert.equal(two.code, 0, progress);
   assert.deepEqual(
-    [...progress.matchAll(/^\[bench\] round (\d\/\d) (\S+):/gm)].map((m) => `${m[1]} ${m[2]}`),
+    [...two.stderr.matchAll(/^\[bench\] round (\d\/\d) (\S+):/gm)].map((m) => `${m[1]} ${m[2]}`),
     ["1/2 native", "1/2 mcp-remote/connect", "2/2 native", "2/2 mcp-remote/connect"],
   );
 

@@ -6,6 +6,7 @@ import { permissionError, ProxyError } from "../errors.ts";
 import { log } from "../log.ts";
 import { granted } from "../permissions.ts";
 import type { FetchLike } from "../sdk.ts";
+import { ConnectError, http1Fetch, plainHttp } from "./http1.ts";
 
 /** Variables Deno's fetch reads for proxies (on every request, so clearing them takes effect). */
 export const PROXY_ENV_VARS = [
@@ -23,6 +24,15 @@ export const netFetch: FetchLike = async (
   init?: RequestInit,
 ): Promise<Response> => {
   try {
+    const plain = plainHttp(url, init);
+    if (plain && direct()) {
+      try {
+        return await http1Fetch(plain, init!);
+      } catch (error) {
+        // A name's first address refused us: fetch tries the others (say ::1, then 127.0.0.1).
+        if (!(error instanceof ConnectError && error.byName)) throw error;
+      }
+    }
     return await fetch(url, init);
   } catch (error) {
     if (error instanceof DOMException && error.name === "AbortError") throw error;
@@ -32,6 +42,14 @@ export const netFetch: FetchLike = async (
       });
   }
 };
+
+/** No proxy in the environment (so fetch would go direct too); asked once. */
+let directOnly: boolean | undefined;
+function direct(): boolean {
+  return directOnly ??= PROXY_ENV_VARS.every((name) =>
+    granted({ name: "env", variable: name }) && Deno.env.get(name) === undefined
+  );
+}
 
 /** A fetch that sends `headers` (repeats kept) with every request. */
 export function upstreamFetch(

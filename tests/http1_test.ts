@@ -256,6 +256,43 @@ Deno.test("requests: a body let go before its end is read to its end, and the co
   assert.equal(server.accepted, 1, "the bodies let go early were drained, not their connection");
 });
 
+Deno.test("requests: a body let go while a read waits on it: that read ends first, and the next answer is whole", async () => {
+  const send = Promise.withResolvers<void>();
+  const big = `data: ${"x".repeat(20_000)}\n\n`;
+  await using server = new RawServer(async (request, write) => {
+    await write("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n");
+    if (request.path.endsWith("wait")) {
+      await write(chunk("data: first\n\n"));
+      await send.promise; // the reader lets the body go while its next read waits
+      await write(`${chunk(big)}0\r\n\r\n`);
+    } else {
+      await write(`${chunk("data: next\n\n")}0\r\n\r\n`);
+    }
+    return "keep";
+  });
+  for (const mode of ["byob", "default"] as const) {
+    const response = await http1Fetch(new URL(`${server.url.href}?wait`), POST);
+    const body = response.body!;
+    const reader = mode === "byob" ? body.getReader({ mode }) : body.getReader();
+    const first = mode === "byob"
+      ? await (reader as ReadableStreamBYOBReader).read(new Uint8Array(64 * 1024))
+      : await (reader as ReadableStreamDefaultReader<Uint8Array>).read();
+    assert.equal(decoder.decode(first.value), "data: first\n\n");
+    const waiting = mode === "byob"
+      ? (reader as ReadableStreamBYOBReader).read(new Uint8Array(64 * 1024))
+      : (reader as ReadableStreamDefaultReader<Uint8Array>).read();
+    await reader.cancel();
+    await waiting.catch(() => {});
+    send.resolve();
+    // The read that waited took the rest's start; the drain reads the rest: the connection is kept.
+    await waitFor(() => Promise.resolve(keptConnections(server.url) === 1));
+  }
+  await waitFor(() => Promise.resolve(keptConnections(server.url) === 1));
+  const next = await http1Fetch(server.url, POST);
+  assert.equal(await next.text(), "data: next\n\n");
+  assert.equal(server.accepted, 1);
+});
+
 Deno.test("requests: a kept connection the server closes is let go", async () => {
   const closing = Promise.withResolvers<void>();
   await using server = new RawServer(async (request, write) => {
@@ -375,6 +412,39 @@ Deno.test("requests: an abort ends the wait for the answer, and the body being r
     (error: unknown) => error instanceof DOMException && error.name === "AbortError",
   );
   answered.resolve();
+});
+
+Deno.test("requests: Transfer-Encoding over Content-Length (RFC 9112 6.3), 205, and a space before a colon", async () => {
+  await using server = new RawServer(async (request, write) => {
+    const kind = request.path.split("=")[1];
+    if (kind === "split") {
+      // Codings over two lines, chunked last; with a Content-Length, the connection is not kept.
+      await write("HTTP/1.1 200 OK\r\ntransfer-encoding: identity\r\n");
+      await write(
+        `transfer-encoding: chunked\r\ncontent-length: 3\r\n\r\n${chunk("chunked")}0\r\n\r\n`,
+      );
+    }
+    if (kind === "gzip") {
+      await write(
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked, gzip\r\ncontent-length: 2\r\n\r\nto the close",
+      );
+      return "close";
+    }
+    if (kind === "205") await write("HTTP/1.1 205 Reset Content\r\ncontent-length: 0\r\n\r\n");
+    if (kind === "space") await write("HTTP/1.1 200 OK\r\ncontent-length : 2\r\n\r\nok");
+    if (kind === "status") await write("HTTP/1.1 999 Odd\r\ncontent-length: 0\r\n\r\n");
+    return "keep";
+  });
+  const at = (kind: string) => new URL(`${server.url.href}?k=${kind}`);
+  assert.equal(await (await http1Fetch(at("split"), POST)).text(), "chunked");
+  assert.equal(await (await http1Fetch(at("gzip"), POST)).text(), "to the close");
+  assert.equal(server.accepted, 2, "neither answer's connection was kept");
+  const reset = await http1Fetch(at("205"), POST);
+  assert.equal(reset.status, 205);
+  assert.equal(reset.body, null);
+  await assert.rejects(http1Fetch(at("space"), POST), /malformed header line/);
+  await assert.rejects(http1Fetch(at("status"), POST), /answered with status 999/);
+  await assert.rejects(http1Fetch(at("205"), { ...POST, method: "PO ST" }), TypeError);
 });
 
 Deno.test("requests: answers that are not HTTP, or break off, are errors that say so", async () => {

@@ -49,10 +49,15 @@ export async function http1Fetch(url: URL, init: RequestInit): Promise<Response>
   const signal = init.signal ?? undefined;
   if (signal?.aborted) throw abortReason(signal);
   const method = (init.method ?? "GET").toUpperCase();
+  if (!TOKEN.test(method.toLowerCase())) {
+    throw new TypeError(`invalid method ${JSON.stringify(method)}`);
+  }
   const chunks = requestBytes(method, url, init);
   const key = `${url.hostname}:${url.port || "80"}`;
   for (let attempt = 0;; attempt++) {
-    const connection = takeIdle(key) ?? await Connection.open(url, key, signal);
+    // A retry never takes another kept connection: a restarted server closed them all.
+    const connection = (attempt === 0 ? takeIdle(key) : undefined) ??
+      await Connection.open(url, key, signal);
     const abort = () => connection.destroy();
     signal?.addEventListener("abort", abort);
     try {
@@ -215,7 +220,7 @@ class Connection {
   async fill(limit = MAX_HEAD): Promise<boolean> {
     if (!this.#pending) {
       if (this.start === this.end) this.start = this.end = 0;
-      else if (this.end === this.buffer.length) {
+      else if (this.end >= this.buffer.length) {
         if (this.start > 0) {
           this.buffer.copyWithin(0, this.start, this.end);
           this.end -= this.start;
@@ -312,23 +317,25 @@ class Connection {
         size += line.length;
         if (size > MAX_HEAD) throw new Error("the server's response head is too long");
         const colon = line.indexOf(":");
-        if (colon <= 0 || line.charCodeAt(0) <= 32) {
+        // No space before the colon (RFC 9112 5.1), no folded lines.
+        if (colon <= 0 || line.charCodeAt(0) <= 32 || line.charCodeAt(colon - 1) <= 32) {
           throw new Error(
             `malformed header line in the server's answer: ${JSON.stringify(line.slice(0, 80))}`,
           );
         }
-        headers.push([line.slice(0, colon).trim(), line.slice(colon + 1).trim()]);
+        headers.push([line.slice(0, colon), line.slice(colon + 1).trim()]);
       }
       if (status < 200) {
         if (status === 101) throw new Error("the server switched protocols unasked");
         continue;
       }
-      let chunked = false;
+      if (status > 599) throw new Error(`the server answered with status ${status}`);
+      let codings: string | undefined;
       let length: number | undefined;
       let close = version === "1.0";
       for (const [name, value] of headers) {
         const lower = name.toLowerCase();
-        if (lower === "transfer-encoding") chunked = /(?:^|,)\s*chunked\s*$/i.test(value);
+        if (lower === "transfer-encoding") codings = codings ? `${codings},${value}` : value;
         else if (lower === "content-length") {
           if (!/^\d+$/.test(value) || (length !== undefined && length !== Number(value))) {
             throw new Error(`the server's Content-Length is not valid: ${JSON.stringify(value)}`);
@@ -339,8 +346,19 @@ class Connection {
           else if (version === "1.0" && /keep-alive/i.test(value)) close = false;
         }
       }
+      // RFC 9112 6.3: Transfer-Encoding overrides Content-Length (and the connection is not kept
+      // after such an answer); a last coding other than chunked runs to the connection's close.
+      const chunked = codings !== undefined && /(?:^|,)\s*chunked\s*$/i.test(codings);
+      if (codings !== undefined) {
+        if (length !== undefined || !chunked) close = true;
+        length = undefined;
+      }
       const init = { status, statusText, headers };
-      if (method === "HEAD" || status === 204 || status === 304 || (!chunked && length === 0)) {
+      if (status === 205 && (chunked || (length ?? 1) > 0)) close = true;
+      if (
+        method === "HEAD" || status === 204 || status === 205 || status === 304 ||
+        (!chunked && length === 0)
+      ) {
         this.release(close);
         done();
         return new Response(null, init);
@@ -441,6 +459,8 @@ class Body {
   #phase: "data" | "crlf" | "size" | "trailers" = "size";
   #close: boolean;
   #done = false;
+  /** The read a pull is waiting on. */
+  #reading?: Promise<number | null>;
   #signal?: AbortSignal;
   #finished: () => void;
 
@@ -469,11 +489,15 @@ class Body {
         const view = request.view!;
         const into = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
         let n: number | null;
+        const reading = this.read(into);
+        this.#reading = reading;
         try {
-          n = await this.read(into);
+          n = await reading;
         } catch (error) {
           this.#end(false);
           throw this.#signal?.aborted ? abortReason(this.#signal) : error;
+        } finally {
+          this.#reading = undefined;
         }
         if (n === null) {
           controller.close();
@@ -560,6 +584,14 @@ class Body {
   async #drain(): Promise<void> {
     if (this.#done) return;
     if (this.#mode === "close" || this.#close) return this.#end(false);
+    if (this.#reading) {
+      // A read is waiting on the connection: it ends first (within the bound), never two at once.
+      const timer = setTimeout(() => this.#end(false), DRAIN_MS);
+      Deno.unrefTimer(timer);
+      await this.#reading.catch(() => {});
+      clearTimeout(timer);
+      if (this.#done) return;
+    }
     const connection = this.#connection;
     try {
       for (;;) {

@@ -293,6 +293,21 @@ Deno.test("requests: a body let go while a read waits on it: that read ends firs
   assert.equal(server.accepted, 1);
 });
 
+Deno.test("requests: a sized body frees its connection with its last byte", async () => {
+  await using server = new RawServer(async (_request, write) => {
+    await write(sized("0123456789"));
+    return "keep";
+  });
+  const response = await http1Fetch(server.url, POST);
+  const reader = response.body!.getReader({ mode: "byob" });
+  const { value } = await reader.read(new Uint8Array(10));
+  assert.equal(decoder.decode(value), "0123456789");
+  assert.equal(keptConnections(server.url), 1, "kept before any read past the end");
+  assert.equal((await reader.read(new Uint8Array(10))).done, true);
+  assert.equal(await (await http1Fetch(server.url, POST)).text(), "0123456789");
+  assert.equal(server.accepted, 1);
+});
+
 Deno.test("requests: a kept connection the server closes is let go", async () => {
   const closing = Promise.withResolvers<void>();
   await using server = new RawServer(async (request, write) => {

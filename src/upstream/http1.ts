@@ -548,7 +548,10 @@ class Body {
 
   #consumed(n: number): void {
     this.#left -= n;
-    if (this.#left === 0 && this.#mode === "chunked") this.#phase = "crlf";
+    if (this.#left > 0) return;
+    if (this.#mode === "chunked") this.#phase = "crlf";
+    // A sized body's last byte frees its connection now, not at a read after it.
+    else if (this.#mode === "length") this.#end(true);
   }
 
   /** One line of a chunked body's framing: a chunk's closing CRLF, a size line or a trailer. */

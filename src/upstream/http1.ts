@@ -53,7 +53,7 @@ export async function http1Fetch(url: URL, init: RequestInit): Promise<Response>
     throw new TypeError(`invalid method ${JSON.stringify(method)}`);
   }
   const chunks = requestBytes(method, url, init);
-  const key = `${url.hostname}:${url.port || "80"}`;
+  const key = originKey(url);
   for (let attempt = 0;; attempt++) {
     // A retry never takes another kept connection: a restarted server closed them all.
     const connection = (attempt === 0 ? takeIdle(key) : undefined) ??
@@ -126,7 +126,12 @@ const BAD_VALUE = /[\r\n\0]/;
 
 /** How many idle connections are kept for the origin of `url`. */
 export function keptConnections(url: URL): number {
-  return idle.get(`${url.hostname}:${url.port || "80"}`)?.length ?? 0;
+  return idle.get(originKey(url))?.length ?? 0;
+}
+
+/** The key of `url`'s idle connections: "host:port". */
+function originKey(url: URL): string {
+  return `${url.hostname}:${url.port || "80"}`;
 }
 
 function takeIdle(key: string): Connection | undefined {
@@ -217,7 +222,7 @@ class Connection {
   }
 
   /** Reads more into the buffer (moved or grown for room); false at the connection's end. */
-  async fill(limit = MAX_HEAD): Promise<boolean> {
+  async fill(): Promise<boolean> {
     if (!this.#pending) {
       if (this.start === this.end) this.start = this.end = 0;
       else if (this.end >= this.buffer.length) {
@@ -225,8 +230,8 @@ class Connection {
           this.buffer.copyWithin(0, this.start, this.end);
           this.end -= this.start;
           this.start = 0;
-        } else if (this.buffer.length < limit) {
-          const grown = new Uint8Array(Math.min(this.buffer.length * 2, limit));
+        } else if (this.buffer.length < MAX_HEAD) {
+          const grown = new Uint8Array(Math.min(this.buffer.length * 2, MAX_HEAD));
           grown.set(this.buffer.subarray(0, this.end));
           this.buffer = grown;
         } else {

@@ -43,7 +43,7 @@ export const netFetch: FetchLike = async (
   }
 };
 
-/** No proxy in the environment (so fetch would go direct too); asked once. */
+/** No proxy in the environment (so fetch would go direct too); asked once after each clearing. */
 let directOnly: boolean | undefined;
 function direct(): boolean {
   return directOnly ??= PROXY_ENV_VARS.every((name) =>
@@ -73,6 +73,7 @@ export function upstreamFetch(
 export function disableEnvironmentProxies(): void {
   const blocked = PROXY_ENV_VARS.filter((name) => !granted({ name: "env", variable: name }));
   for (const name of PROXY_ENV_VARS) if (!blocked.includes(name)) Deno.env.delete(name);
+  directOnly = undefined;
   if (blocked.length > 0) {
     log.warn(
       `cannot clear ${blocked.join(", ")} without --allow-env for them: if set, Deno sends ` +

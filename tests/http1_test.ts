@@ -16,6 +16,8 @@ interface Seen {
   path: string;
   headers: Map<string, string>;
   body: Uint8Array;
+  /** The request line and headers, as they came. */
+  head: Uint8Array;
   /** The connection's number, from 1, in the order they were accepted. */
   connection: number;
 }
@@ -57,9 +59,10 @@ class RequestReader {
     while (this.#buffer.length < end + 4 + length) {
       if (!await this.#more()) return undefined;
     }
+    const head = this.#buffer.slice(0, end);
     const body = this.#buffer.slice(end + 4, end + 4 + length);
     this.#buffer = this.#buffer.slice(end + 4 + length);
-    return { method: method!, path: path!, headers, body, connection };
+    return { method: method!, path: path!, headers, body, head, connection };
   }
 }
 
@@ -532,6 +535,49 @@ Deno.test("requests: header values with line breaks are refused, never sent", as
     TypeError,
   );
   assert.equal(server.seen.length, 0);
+});
+
+Deno.test("requests: headers and bodies go as fetch sends them; what fetch refuses is refused", async () => {
+  await using server = new RawServer(async (_request, write) => {
+    await write(sized("ok"));
+    return "keep";
+  });
+  /**
+   * The header lines `send` made, as bytes (Latin-1 read), without the ones only fetch adds: we
+   * decode no compressed bodies, and a language preference of "*" says nothing.
+   */
+  const sent = async (send: (init: RequestInit) => Promise<Response>, init: RequestInit) => {
+    await (await send({ ...POST, ...init })).text();
+    const head = server.seen.at(-1)!.head;
+    return String.fromCharCode(...head).split("\r\n").slice(1)
+      .filter((line) => !/^(accept-encoding|accept-language|connection):/i.test(line)).sort();
+  };
+  const cases: RequestInit[] = [
+    { headers: { "x-name": "Jos\u00e9 \u00a0", "x-edge": " \t a b \t" }, body: "{}" },
+    { headers: { "content-type": "application/json" }, body: "{}" },
+    { body: "caf\u00e9" },
+    { body: new Uint8Array([1, 2]) },
+    { method: "PUT" },
+  ];
+  for (const init of cases) {
+    assert.deepEqual(
+      await sent((options) => http1Fetch(server.url, options), init),
+      await sent((options) => fetch(server.url, options), init),
+      JSON.stringify(init),
+    );
+  }
+  const before = server.seen.length;
+  await assert.rejects(
+    http1Fetch(server.url, { ...POST, headers: { "x-euro": "\u20ac" } }),
+    TypeError,
+    "past Latin-1",
+  );
+  await assert.rejects(fetch(server.url, { ...POST, headers: { "x-euro": "\u20ac" } }), TypeError);
+  for (const method of ["GET", "HEAD"]) {
+    await assert.rejects(http1Fetch(server.url, { ...POST, method, body: "" }), TypeError, method);
+    await assert.rejects(fetch(server.url, { ...POST, method, body: "" }), TypeError);
+  }
+  assert.equal(server.seen.length, before, "nothing refused was sent");
 });
 
 Deno.test("requests: only plain-http requests with redirects handled by hand, and simple bodies, go over our client", () => {

@@ -84,6 +84,7 @@ function requestBytes(method: string, url: URL, init: RequestInit): Uint8Array[]
   let head = `${method} ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\n`;
   let accept = false;
   let agent = false;
+  let type = false;
   const add = (name: string, value: string) => {
     const lower = name.toLowerCase();
     if (!TOKEN.test(lower) || BAD_VALUE.test(value)) {
@@ -92,7 +93,9 @@ function requestBytes(method: string, url: URL, init: RequestInit): Uint8Array[]
     if (lower === "host" || lower === "content-length" || lower === "transfer-encoding") return;
     if (lower === "accept") accept = true;
     else if (lower === "user-agent") agent = true;
-    head += `${lower}: ${value.trim()}\r\n`;
+    else if (lower === "content-type") type = true;
+    // HTTP's whitespace is trimmed, as fetch does; trim() would take a no-break space too.
+    head += `${lower}: ${value.replace(EDGE_SPACE, "")}\r\n`;
   };
   const headers = init.headers;
   if (headers instanceof Headers || Array.isArray(headers)) {
@@ -107,22 +110,41 @@ function requestBytes(method: string, url: URL, init: RequestInit): Uint8Array[]
     if (method === "POST" || method === "PUT" || method === "PATCH") {
       head += "content-length: 0\r\n";
     }
-    return [encoder.encode(`${head}\r\n`)];
+    return [headBytes(`${head}\r\n`)];
   }
+  if (method === "GET" || method === "HEAD") {
+    throw new TypeError(`a ${method} request cannot have a body`);
+  }
+  // What fetch sends for a text body given no type.
+  if (!type && typeof body === "string") head += "content-type: text/plain;charset=UTF-8\r\n";
   const bytes = typeof body === "string" ? encoder.encode(body) : body;
   head += `content-length: ${bytes.byteLength}\r\n\r\n`;
   if (bytes.byteLength < 16 * 1024) {
-    const headBytes = encoder.encode(head);
-    const joined = new Uint8Array(headBytes.length + bytes.byteLength);
-    joined.set(headBytes);
-    joined.set(bytes, headBytes.length);
+    const start = headBytes(head);
+    const joined = new Uint8Array(start.length + bytes.byteLength);
+    joined.set(start);
+    joined.set(bytes, start.length);
     return [joined];
   }
-  return [encoder.encode(head), bytes];
+  return [headBytes(head), bytes];
+}
+
+/**
+ * A request head as bytes: one byte per character, as fetch sends header values (Latin-1), not
+ * UTF-8. Every character is at most 0xFF (BAD_VALUE; the rest is ASCII).
+ */
+function headBytes(head: string): Uint8Array<ArrayBuffer> {
+  if (!NOT_ASCII.test(head)) return encoder.encode(head);
+  const bytes = new Uint8Array(head.length);
+  for (let i = 0; i < head.length; i++) bytes[i] = head.charCodeAt(i);
+  return bytes;
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
-const BAD_VALUE = /[\r\n\0]/;
+/** Line breaks and NUL, which would end or corrupt the head, and what Latin-1 cannot hold. */
+const BAD_VALUE = /[\r\n\0]|[^\0-\xff]/;
+const NOT_ASCII = /[^\0-\x7f]/;
+const EDGE_SPACE = /^[\t ]+|[\t ]+$/g;
 
 /** How many idle connections are kept for the origin of `url`. */
 export function keptConnections(url: URL): number {

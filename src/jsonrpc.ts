@@ -124,7 +124,7 @@ export function checkMessage(value: unknown, strict = false): string | undefined
  * set, a client's messages have theirs dropped (dropText): the server then reads what the filter
  * judged, with no duplicate key meaning one name to the filter and another to the server.
  */
-const KEPT = new WeakMap<object, { text: string; bytes?: Uint8Array<ArrayBuffer> }>();
+const KEPT = new WeakMap<object, { text?: string; bytes?: Uint8Array<ArrayBuffer> }>();
 /** Below this, JSON.stringify is cheaper than the bookkeeping. */
 const KEEP_MIN = 16 * 1024;
 
@@ -148,13 +148,245 @@ export function dropText(message: object): void {
 
 /** The JSON text of `message`: the text it arrived as, if kept, else JSON.stringify. */
 export function jsonText(message: JSONRPCMessage): string {
-  return KEPT.get(message)?.text ?? JSON.stringify(message);
+  const kept = KEPT.get(message);
+  if (kept && kept.text === undefined && kept.bytes) kept.text = decoder.decode(kept.bytes);
+  return kept?.text ?? JSON.stringify(message);
 }
 
 /** `message` to send as a whole: the bytes it arrived as, if kept, else its JSON text. */
 export function jsonBody(message: JSONRPCMessage): string | Uint8Array<ArrayBuffer> {
   const kept = KEPT.get(message);
   return kept?.bytes ?? kept?.text ?? JSON.stringify(message);
+}
+
+const decoder = new TextDecoder();
+
+/** From this many bytes on, a message read as bytes is given to parseLarge first. */
+export const LARGE_MESSAGE = 128 * 1024;
+/** Strings from this many bytes on are left as bytes by parseLarge, decoded when first read. */
+const LONG_STRING = 64 * 1024;
+/** parseLarge leaves a message whose other parts are longer than this to JSON.parse. */
+const REST_MAX = 64 * 1024;
+/** Starts each stand-in for a long string; a message that could hold it is left to JSON.parse. */
+const MARK = "\uffff mcp-proxy ";
+const MAY_HOLD_MARK = /\uffff|\\u[fF]{4}/;
+/** The bytes that may follow a backslash in a JSON string ("\/bfnrtu). */
+const ESCAPES = new Set([34, 92, 47, 98, 102, 110, 114, 116]);
+
+/**
+ * A large JSON-RPC message from its UTF-8 bytes, with each long string left as bytes and decoded
+ * only when read (an accessor that becomes a plain member then), and the bytes kept for sending
+ * it on unchanged (keepText). Forwarding a 1 MiB tool result or argument then makes no string of
+ * its size: V8 gives every string of 128 KiB or more a fresh mapping, faulted in page by page
+ * and unmapped when collected (about 260 faults and 3 ms of CPU per MiB, where a fault is slow),
+ * and JSON.parse copies the long string into another one.
+ *
+ * One pass over the bytes finds the strings, checks the long ones (no control characters, valid
+ * escapes), and sends the rest, with a stand-in for each long string, to JSON.parse, which checks
+ * it: the stand-ins parse as strings in the same places, so the rest parses only if the whole
+ * does, to the same members in the same order. Undefined, for the caller to decode and JSON.parse
+ * as usual (and for JSON.parse's error when the bytes are not JSON), when this would not pay or
+ * not be exact: no long string, a long string that is a key, other parts too long, a top level
+ * that is not an object, or anything wrong; and bytes that are not UTF-8, or a long string that is
+ * not ASCII unless `utf8` says the bytes are UTF-8 (the text path decodes bad UTF-8 to replacement
+ * characters, which the bytes kept would not say). `bytes` is read now only, and what is kept is a
+ * copy, unless `owned` (the caller gives them up: they are kept as they are).
+ */
+export function parseLarge(
+  bytes: Uint8Array<ArrayBuffer>,
+  { owned = false, utf8 = false } = {},
+): object | undefined {
+  const n = bytes.length;
+  let first = 0;
+  while (isSpace(bytes[first]!)) first++;
+  let last = n;
+  while (last > first && isSpace(bytes[last - 1]!)) last--;
+  if (bytes[first] !== 123 || bytes[last - 1] !== 125) return undefined; // "{", "}"
+  /** Each long string's opening quote, closing quote, and whether it has escapes. */
+  const spans: number[] = [];
+  let rest = 0;
+  let from = first;
+  let oneLine = true;
+  for (let i = first; i < last;) {
+    const byte = bytes[i]!;
+    if (byte !== 34) {
+      if (byte === 10 || byte === 13) oneLine = false;
+      i++;
+      continue;
+    }
+    if (i - from + rest > REST_MAX) return undefined;
+    const open = i;
+    const close = stringEnd(bytes, open + 1, last);
+    if (close === -1) return undefined;
+    i = close + 1;
+    if (close - open - 1 < LONG_STRING) continue;
+    if (!scanned.ascii && !utf8) return undefined;
+    let next = i;
+    while (isSpace(bytes[next]!)) next++;
+    if (bytes[next] === 58) return undefined; // a key (":" follows)
+    spans.push(open, close, scanned.escaped ? 1 : 0);
+    rest += open - from;
+    from = close + 1;
+  }
+  if (spans.length === 0 || last - from + rest > REST_MAX) return undefined;
+  const parts: string[] = [];
+  let at = first;
+  for (let k = 0; k < spans.length; k += 3) {
+    const part = strict(bytes.subarray(at, spans[k]));
+    if (part === undefined) return undefined;
+    if (MAY_HOLD_MARK.test(part)) return undefined;
+    parts.push(part, `"${MARK}${k / 3}"`);
+    at = spans[k + 1]! + 1;
+  }
+  const tail = strict(bytes.subarray(at, last));
+  if (tail === undefined || MAY_HOLD_MARK.test(tail)) return undefined;
+  parts.push(tail);
+  const holders: [Record<string, unknown>, string, number][] = [];
+  let value: unknown;
+  try {
+    value = JSON.parse(parts.join(""), function (this: Record<string, unknown>, key, member) {
+      if (typeof member === "string" && member.startsWith(MARK)) {
+        holders.push([this, key, Number(member.slice(MARK.length))]);
+      }
+      return member;
+    });
+  } catch {
+    return undefined;
+  }
+  const kept = owned ? bytes.subarray(first, last) : bytes.slice(first, last);
+  for (const [holder, key, index] of holders) {
+    const open = spans[index * 3]! - first;
+    const close = spans[index * 3 + 1]! - first;
+    const escaped = spans[index * 3 + 2] === 1;
+    const set = (member: unknown) => {
+      Object.defineProperty(holder, key, {
+        value: member,
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+    };
+    Object.defineProperty(holder, key, {
+      enumerable: true,
+      configurable: true,
+      get() {
+        const text = escaped
+          ? JSON.parse(decoder.decode(kept.subarray(open, close + 1)))
+          : decoder.decode(kept.subarray(open + 1, close));
+        set(text);
+        return text;
+      },
+      set,
+    });
+  }
+  if (oneLine) KEPT.set(value as object, { bytes: kept });
+  return value as object;
+}
+
+/** Bytes a JSON string holds as they are: 1 for ASCII, 2 for the bytes of other characters. */
+const PLAIN = new Uint8Array(256).fill(1, 32, 128).fill(2, 128);
+PLAIN[34] = PLAIN[92] = 0;
+/** What stringEnd met in the string it last read. */
+const scanned = { escaped: false, ascii: true };
+
+/**
+ * Where the JSON string whose text starts at `i` ends (its closing quote), or -1 when it is not
+ * one (a control character, a bad escape, or no end before `last`). Sets `scanned`.
+ */
+function stringEnd(bytes: Uint8Array, i: number, last: number): number {
+  scanned.escaped = false;
+  scanned.ascii = true;
+  for (;;) {
+    while (i < last && PLAIN[bytes[i]!] === 1) i++;
+    if (i >= last) return -1;
+    const c = bytes[i]!;
+    if (c === 34) return i;
+    if (c >= 128) {
+      scanned.ascii = false;
+      i++;
+    } else if (c === 92) {
+      scanned.escaped = true;
+      const next = bytes[i + 1]!;
+      if (next === 117) { // \uXXXX
+        for (let k = i + 2; k < i + 6; k++) if (!isHex(bytes[k]!)) return -1;
+        i += 6;
+      } else if (ESCAPES.has(next)) {
+        i += 2;
+      } else {
+        return -1;
+      }
+    } else {
+      return -1;
+    }
+  }
+}
+
+const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * `bytes` as text, or undefined when they are not UTF-8: the text path would decode them to
+ * replacement characters, and the bytes kept would not say the same.
+ */
+function strict(bytes: Uint8Array): string | undefined {
+  try {
+    return strictDecoder.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+function isSpace(byte: number): boolean {
+  return byte === 32 || byte === 10 || byte === 13 || byte === 9;
+}
+
+function isHex(byte: number): boolean {
+  return (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 70) || (byte >= 97 && byte <= 102);
+}
+
+const encoder = new TextEncoder();
+/** Where parseLargePieces encodes a message, reused (memory in use costs no page faults). */
+let scratch = new Uint8Array(0);
+/** The largest scratch memory kept for the next message. */
+const SCRATCH_KEEP = 4 * 1024 * 1024;
+
+/**
+ * parseLarge of the text `pieces` hold together, without joining them into a string of its size:
+ * they are encoded into memory of ours, reused, then read as bytes (UTF-8, whatever they hold).
+ */
+export function parseLargePieces(pieces: readonly string[]): object | undefined {
+  let length = 0;
+  for (const piece of pieces) length += piece.length;
+  // Room for ASCII and a few wider characters, and more when they are not so few.
+  let memory = scratch.length > length + (length >> 3)
+    ? scratch
+    : new Uint8Array(length + (length >> 3) + 16);
+  let at = 0;
+  let left = length;
+  for (const piece of pieces) {
+    let { read, written } = encoder.encodeInto(piece, memory.subarray(at));
+    if (read < piece.length) {
+      const grown = new Uint8Array(at + written + (left - read) * 3);
+      grown.set(memory.subarray(0, at + written));
+      memory = grown;
+      const rest = encoder.encodeInto(piece.slice(read), memory.subarray(at + written));
+      written += rest.written;
+    }
+    at += written;
+    left -= piece.length;
+  }
+  if (memory.length <= SCRATCH_KEEP) scratch = memory;
+  return parseLarge(memory.subarray(0, at), { utf8: true });
+}
+
+/** A message a server sent as the text `pieces` hold together (see parseServerMessage). */
+export function parseServerPieces(
+  pieces: readonly string[],
+): ReturnType<typeof parseServerMessage> {
+  const value = parseLargePieces(pieces);
+  if (value !== undefined && checkMessage(value) === undefined) {
+    return { message: value as JSONRPCMessage };
+  }
+  return parseServerMessage(pieces.join(""));
 }
 
 /** A message a server sent, from its JSON text: the message, or what is wrong with it. */

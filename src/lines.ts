@@ -105,6 +105,15 @@ class Assembly {
     this.#length = length;
   }
 
+  get length(): number {
+    return this.#length;
+  }
+
+  /** The line's bytes so far, valid until the next append or drop. */
+  bytes(): Uint8Array<ArrayBuffer> {
+    return this.#buffer.subarray(0, this.#length);
+  }
+
   /** The line's text, decoded at once; the buffer is given back. */
   finish(decoder: TextDecoder): string {
     const text = decoder.decode(this.#buffer.subarray(0, this.#length));
@@ -129,19 +138,28 @@ const ASSEMBLY_KEEP = 4 * 1024 * 1024;
  * Reads go into one buffer of at most `readSize` bytes, reused (a byte stream, like a child's
  * pipes, is read in BYOB mode): no new buffer per read for every message. Each read is decoded
  * to find its line ends in text (a string's indexOf is native; a Uint8Array's is a loop); a line
- * spanning reads is put together from its bytes (see Assembly).
+ * spanning reads is put together from its bytes (see Assembly). Such a line of `onLarge.large`
+ * bytes or more (above `readSize`, so every one) goes to `onLarge.take` first, as bytes valid
+ * during the call: when it takes the line (true), no text of it is made.
  */
 export async function pumpLines(
   source: ReadableStream<Uint8Array> | ByteReader,
   onLine: (line: string) => void,
   readSize = READ_SIZE,
+  onLarge?: { large: number; take: (bytes: Uint8Array<ArrayBuffer>) => boolean },
 ): Promise<void> {
   const decoder = new TextDecoder();
   const whole = new TextDecoder("utf-8", { ignoreBOM: true });
   let held: Assembly | undefined;
   /** No line delivered yet: a line put together now starts at the stream's first byte. */
   let first = true;
+  /** The line `assembly` holds, as text, or undefined when onLarge took its bytes. */
   const finish = (assembly: Assembly) => {
+    if (onLarge && assembly.length >= onLarge.large && onLarge.take(assembly.bytes())) {
+      assembly.drop();
+      first = false;
+      return undefined;
+    }
     const line = assembly.finish(whole);
     // A byte order mark is dropped at the stream's start only (as the stream's decoder does).
     return first && line.charCodeAt(0) === 0xfeff ? line.slice(1) : line;
@@ -163,7 +181,7 @@ export async function pumpLines(
       held.append(bytes.subarray(0, bytes.indexOf(10)));
       const line = finish(held);
       held = undefined;
-      deliver(line);
+      if (line !== undefined) deliver(line);
       start = newline + 1;
       newline = text.indexOf("\n", start);
     }
@@ -198,7 +216,7 @@ export async function pumpLines(
   }
   if (held) {
     const tail = finish(held);
-    if (tail.length > 0) deliver(tail);
+    if (tail) deliver(tail);
   }
 }
 

@@ -103,3 +103,37 @@ Deno.test("pumpLines: long lines over many reads, several streams at once, then 
   const bytes = encoder.encode(`${long("\u00e9", 100_000)}\nend`);
   assert.deepEqual(await lines(reader(bytes, [7, 50_001, 150_000])), expected(bytes));
 });
+
+Deno.test("pumpLines: lines from the large size on go to onLarge as bytes; the ones it declines, as text", async () => {
+  const long = (seed: string, length: number) => seed.repeat(Math.ceil(length / seed.length));
+  const taken = `{"take":"${long("a", 200_000)}"}`;
+  const declined = `{"decline":"${long("\u00e9", 100_000)}"}`;
+  const text = `${taken}\r\n{"short":1}\n${declined}\n${long("b", 99_999)}\n${taken}`;
+  const bytes = encoder.encode(text);
+  for (
+    const cuts of [
+      [1000, 150_000, 200_010, 300_000],
+      [...Array(600).keys()].map((i) => i * 777),
+    ]
+  ) {
+    const got: string[] = [];
+    const large: string[] = [];
+    await pumpLines(
+      reader(bytes, cuts.filter((cut) => cut > 0)),
+      (line) => got.push(line),
+      undefined,
+      {
+        large: 100_000,
+        take: (line) => {
+          const text = new TextDecoder().decode(line);
+          if (text.startsWith('{"decline"')) return false;
+          large.push(text);
+          return true;
+        },
+      },
+    );
+    // The bytes keep their CR (as whitespace for a JSON parser); the text lines lose it.
+    assert.deepEqual(large, [`${taken}\r`, taken]);
+    assert.deepEqual(got, ['{"short":1}', declined, long("b", 99_999)]);
+  }
+});

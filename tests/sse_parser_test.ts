@@ -147,6 +147,43 @@ Deno.test("sse readEvents: long lines over many reads, CR, LF and CRLF ends wher
   }
 });
 
+Deno.test("sse parser: an event's one long data line stays in the pieces it came in, joined only when read", () => {
+  const long = "x".repeat(100_000) + "\u00e9".repeat(100_000);
+  const cut = (text: string, size: number) => {
+    const chunks = [];
+    for (let at = 0; at < text.length; at += size) chunks.push(text.slice(at, at + size));
+    return chunks;
+  };
+  for (const size of [1, 3, 5, 7, 1000, 65_536]) {
+    const chunks = size === 1 ? [] : cut(`data:${long}\n\ndata: ${long}\r\n\r`, size);
+    if (size === 1) {
+      // The field name itself split over pieces.
+      chunks.push("d", "a", "t", "a", ":", " ", ...cut(long, 65_536), "\n\n");
+    }
+    const { events } = parse(chunks);
+    assert.equal(events.length, size === 1 ? 1 : 2, `pieces of ${size}`);
+    for (const event of events) {
+      assert.ok(event.pieces, `pieces of ${size}`);
+      assert.ok(event.pieces.every((piece) => piece.length <= Math.max(size, 65_536)));
+      assert.equal(event.pieces.join(""), long);
+      assert.equal(event.data, long);
+      assert.equal(event.event, "message");
+    }
+  }
+  // A long line that is a second data line, a comment or another field: read as before.
+  const { events } = parse([
+    "event: e\ndata: a\n",
+    ...cut(`data: ${long}\n: ${long}\nid: ${long}\n`, 65_536),
+    "\n",
+    ...cut(`data: ${long}\n`, 65_536),
+    "data: b\n\n",
+  ]);
+  assert.deepEqual(events, [
+    { event: "e", data: `a\n${long}` },
+    { event: "message", data: `${long}\nb` },
+  ]);
+});
+
 Deno.test("sse readEvents: an event ended by CRs alone is dispatched at once, on an open stream", async () => {
   const encoder = new TextEncoder();
   for (const long of ["short", "\u00e9".repeat(100_000)]) {

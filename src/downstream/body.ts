@@ -1,7 +1,14 @@
 // Reads and checks a POSTed JSON-RPC body: size limit (413), content type (415), malformed JSON
 // (400 with -32700) and message shape (400 with -32600), before anything reaches a session.
 
-import { checkMessage, INVALID_REQUEST, keepText, PARSE_ERROR } from "../jsonrpc.ts";
+import {
+  checkMessage,
+  INVALID_REQUEST,
+  keepText,
+  LARGE_MESSAGE,
+  PARSE_ERROR,
+  parseLarge,
+} from "../jsonrpc.ts";
 
 export type BodyResult = { ok: true; value: unknown } | { ok: false; response: Response };
 
@@ -35,6 +42,13 @@ export async function readJsonBody(req: Request, maxBytes: number): Promise<Body
     return fail(400, INVALID_REQUEST, "Bad Request: the request body could not be read");
   }
   if (bytes === undefined) return tooLarge(maxBytes);
+  if (bytes.length >= LARGE_MESSAGE) {
+    // A large message with long strings: no text of it is made (they stay bytes until read).
+    const large = parseLarge(bytes, { owned: true });
+    if (large !== undefined && checkMessage(large, true) === undefined) {
+      return { ok: true, value: large };
+    }
+  }
   const { text, exact } = decode(bytes);
   let value: unknown;
   try {

@@ -6,10 +6,12 @@ import {
   checkMessage,
   errorResponse,
   INVALID_REQUEST,
+  jsonBody,
   type JSONRPCMessage,
-  jsonText,
   keepText,
+  LARGE_MESSAGE,
   PARSE_ERROR,
+  parseLarge,
   type RequestId,
 } from "../jsonrpc.ts";
 import { type ByteReader, framed, LineBuffer, pumpLines } from "../lines.ts";
@@ -58,7 +60,10 @@ export class StdioServerTransport implements Transport {
 
   /** Starts reading; stdin's end calls oninputend (or closes the transport). */
   start(): Promise<void> {
-    pumpLines(this.#input, (line) => this.#onLine(line))
+    pumpLines(this.#input, (line) => this.#onLine(line), undefined, {
+      large: LARGE_MESSAGE,
+      take: (bytes) => this.#onLarge(bytes),
+    })
       .catch((error) => log.debug(`stdin: ${formatError(error)}`))
       .finally(() => {
         log.debug("stdin closed");
@@ -70,9 +75,9 @@ export class StdioServerTransport implements Transport {
 
   send(message: JSONRPCMessage): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("stdout is closed"));
-    const text = jsonText(message);
-    const line = this.#large.line(text);
-    const chunks = line ? [line] : framed("", text, "\n");
+    const body = jsonBody(message);
+    const line = typeof body === "string" ? this.#large.line(body) : undefined;
+    const chunks = line ? [line] : framed("", body, "\n");
     let bytes = chunks[0]!;
     if (this.#sync && this.#queued === 0 && chunks.length === 1 && bytes.length <= SYNC_WRITE_MAX) {
       try {
@@ -101,6 +106,15 @@ export class StdioServerTransport implements Transport {
     this.#closed = true;
     await this.#written;
     this.onclose?.();
+  }
+
+  /** A large line, as bytes: handled here when parseLarge takes it, else as text (#onLine). */
+  #onLarge(bytes: Uint8Array<ArrayBuffer>): boolean {
+    if (this.#closed) return true;
+    const value = parseLarge(bytes);
+    if (value === undefined || checkMessage(value, true) !== undefined) return false;
+    this.#deliver(value as JSONRPCMessage);
+    return true;
   }
 
   #onLine(line: string): void {
@@ -133,11 +147,15 @@ export class StdioServerTransport implements Transport {
       }
       // A large lone message goes on as this line, not serialized again (a batch's are).
       if (item === value) keepText(item, line);
-      try {
-        this.onmessage?.(item as JSONRPCMessage);
-      } catch (error) {
-        log.warn(`could not handle a message from stdin: ${formatError(error)}`);
-      }
+      this.#deliver(item as JSONRPCMessage);
+    }
+  }
+
+  #deliver(message: JSONRPCMessage): void {
+    try {
+      this.onmessage?.(message);
+    } catch (error) {
+      log.warn(`could not handle a message from stdin: ${formatError(error)}`);
     }
   }
 }

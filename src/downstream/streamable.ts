@@ -4,7 +4,7 @@
 // and out; a proxy forwards messages that body.ts has already checked, and serializes each once.
 
 import type { JSONRPCMessage, RequestId } from "../jsonrpc.ts";
-import { isRequest, isResponse, jsonText, reusedIdReason, SESSION_NOT_FOUND } from "../jsonrpc.ts";
+import { isRequest, isResponse, jsonBody, reusedIdReason, SESSION_NOT_FOUND } from "../jsonrpc.ts";
 import { SUPPORTED_PROTOCOL_VERSIONS } from "../protocol.ts";
 import type { Transport, TransportSendOptions } from "../sdk.ts";
 import { Deadlines } from "../deadlines.ts";
@@ -134,7 +134,7 @@ export class StreamableServerTransport implements Transport {
     if (answer && streamId === GET_STREAM) {
       return Promise.reject(new Error("an answer cannot go on the GET stream"));
     }
-    const json = jsonText(message);
+    const json = jsonBody(message);
     if (stream?.hold) {
       if (answer) return this.#answerHeld(streamId, stream, json);
       this.#release(streamId, stream);
@@ -253,11 +253,15 @@ export class StreamableServerTransport implements Transport {
   }
 
   /** The held POST's answer came first and soon: one JSON body. */
-  #answerHeld(streamId: string, stream: Stream, json: string): Promise<void> {
+  #answerHeld(
+    streamId: string,
+    stream: Stream,
+    json: string | Uint8Array<ArrayBuffer>,
+  ): Promise<void> {
     const hold = this.#takeHold(streamId, stream)!;
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (this.sessionId !== undefined) headers["mcp-session-id"] = this.sessionId;
-    hold.resolve(new Response(json, { status: 200, headers }));
+    hold.resolve(new Response(responseBody(json), { status: 200, headers }));
     this.#end(streamId);
     return Promise.resolve();
   }
@@ -318,7 +322,7 @@ export class StreamableServerTransport implements Transport {
     const readable = this.#open(streamId, stream);
     for (const [id, message] of missed) {
       const head = `event: message\nid: ${id}\ndata: `;
-      write(stream, ...framed(head, jsonText(message), "\n\n"));
+      write(stream, ...framed(head, jsonBody(message), "\n\n"));
     }
     if (streamId !== GET_STREAM && stream.pending.size === 0) this.#end(streamId);
     return this.#sse(readable);
@@ -411,6 +415,20 @@ export class StreamableServerTransport implements Transport {
  * Writes to the stream's connection; a connection that cannot take it, or whose client has left
  * MAX_UNREAD_BYTES unread, is dropped (what it missed stays in the event store).
  */
+/**
+ * A JSON answer as a Response body. Large bytes (a message kept as it came) go as a stream of
+ * themselves: a Response copies a byte array it is given, into fresh memory for each large one.
+ */
+function responseBody(json: string | Uint8Array<ArrayBuffer>): BodyInit {
+  if (typeof json === "string" || json.length < 64 * 1024) return json;
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(json);
+      controller.close();
+    },
+  });
+}
+
 function write(stream: Stream, ...chunks: Uint8Array[]): void {
   const controller = stream.controller;
   if (!controller) return;

@@ -8,6 +8,8 @@ import {
   jsonBody,
   type JSONRPCMessage,
   keepText,
+  LARGE_MESSAGE,
+  parseLarge,
   type RequestId,
 } from "../jsonrpc.ts";
 import { framed, LineBuffer, pumpLines } from "../lines.ts";
@@ -127,7 +129,10 @@ export class ChildTransport implements UpstreamTransport {
     this.#writer = child.stdin.getWriter();
     this.#writer.closed.catch(() => {});
     log.debug(`started "${command}" as pid ${child.pid}`);
-    const stdout = pumpLines(child.stdout, (line) => this.#onLine(line)).catch(() => {});
+    const stdout = pumpLines(child.stdout, (line) => this.#onLine(line), undefined, {
+      large: LARGE_MESSAGE,
+      take: (bytes) => this.#onLarge(bytes),
+    }).catch(() => {});
     // Log lines are short: a smaller buffer for each child's stderr (a longer line takes reads).
     pumpLines(child.stderr, (line) => log.child(this.#label, line), STDERR_READ_SIZE)
       .catch(() => {});
@@ -201,6 +206,14 @@ export class ChildTransport implements UpstreamTransport {
     }
   }
 
+  /** A large line, as bytes: handled here when parseLarge takes it, else as text (#onLine). */
+  #onLarge(bytes: Uint8Array<ArrayBuffer>): boolean {
+    const value = parseLarge(bytes);
+    if (value === undefined || checkMessage(value) !== undefined) return false;
+    this.#deliver(value as JSONRPCMessage);
+    return true;
+  }
+
   #onLine(line: string): void {
     const text = line.trim();
     if (text.length === 0) return;
@@ -220,13 +233,15 @@ export class ChildTransport implements UpstreamTransport {
         return;
       }
     }
-    for (const item of messages) {
-      try {
-        this.onmessage?.(item as JSONRPCMessage);
-      } catch (error) {
-        // A handler failing on one odd message must not stop the reading of the next ones.
-        log.warn(`could not handle a message from ${this.#label}: ${formatError(error)}`);
-      }
+    for (const item of messages) this.#deliver(item as JSONRPCMessage);
+  }
+
+  #deliver(message: JSONRPCMessage): void {
+    try {
+      this.onmessage?.(message);
+    } catch (error) {
+      // A handler failing on one odd message must not stop the reading of the next ones.
+      log.warn(`could not handle a message from ${this.#label}: ${formatError(error)}`);
     }
   }
 }

@@ -5,7 +5,12 @@
 // client: onclose reports it. Messages are forwarded, not re-validated by schema.
 
 import { ProxyError } from "../errors.ts";
-import { jsonBody, type JSONRPCMessage, parseServerMessage } from "../jsonrpc.ts";
+import {
+  jsonBody,
+  type JSONRPCMessage,
+  parseServerMessage,
+  parseServerPieces,
+} from "../jsonrpc.ts";
 import type { FetchLike } from "../sdk.ts";
 import { fetchWithinOrigin, mediaType, refusal, refusalText, sameOrigin } from "./http_request.ts";
 import { SseOpenError } from "./remote_probe.ts";
@@ -150,10 +155,12 @@ export class LegacySseClient {
     );
   }
 
-  #event({ event, data }: SseEvent): void {
-    if (event === "endpoint") return this.#named(data);
-    if (event !== "message" || data === "") return;
-    const { message, problem } = parseServerMessage(data);
+  #event(event: SseEvent): void {
+    if (event.event === "endpoint") return this.#named(event.data);
+    if (event.event !== "message" || (!event.pieces && event.data === "")) return;
+    const { message, problem } = event.pieces
+      ? parseServerPieces(event.pieces)
+      : parseServerMessage(event.data);
     if (message) return this.onmessage?.(message);
     this.onerror?.(new ProxyError("upstream", `the server sent ${problem}`));
   }

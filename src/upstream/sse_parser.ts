@@ -8,7 +8,16 @@ export interface SseEvent {
   /** The event type; "message" when the event named none. */
   event: string;
   data: string;
+  /**
+   * The data of an event whose one data line was long (LONG_DATA or more), in the pieces it came
+   * in, never joined unless `data` is read: whoever can take it in pieces makes no string of its
+   * size (see parseLargePieces).
+   */
+  pieces?: readonly string[];
 }
+
+/** A data line from this length on is kept in the pieces it arrived in (SseEvent.pieces). */
+const LONG_DATA = 128 * 1024;
 
 const STREAM: TextDecodeOptions = { stream: true };
 /**
@@ -99,7 +108,10 @@ export class SseParser {
   #onEvent: (event: SseEvent) => void;
   /** The start of a line whose end has not arrived yet. */
   #partial: string[] = [];
+  #partialLength = 0;
   #data = "";
+  /** The event's data so far when it is one long line, in pieces (else #data holds it). */
+  #pieces?: string[];
   #hasData = false;
   #event = "";
   /** The last chunk ended in CR: an LF starting the next one belongs to the same line end. */
@@ -126,16 +138,49 @@ export class SseParser {
     }
     let start = 0;
     for (let end = text.indexOf("\n"); end !== -1; end = text.indexOf("\n", start)) {
-      let line = text.slice(start, end);
-      if (this.#partial.length > 0) {
-        this.#partial.push(line);
-        line = this.#partial.join("");
-        this.#partial = [];
-      }
-      this.#line(line);
+      const line = text.slice(start, end);
       start = end + 1;
+      if (this.#partial.length === 0) {
+        this.#line(line);
+        continue;
+      }
+      const partial = this.#partial;
+      partial.push(line);
+      const long = this.#partialLength + line.length >= LONG_DATA;
+      this.#partial = [];
+      this.#partialLength = 0;
+      if (!long || !this.#longData(partial)) this.#line(partial.join(""));
     }
-    if (start < text.length) this.#partial.push(text.slice(start));
+    if (start < text.length) {
+      const rest = text.slice(start);
+      this.#partial.push(rest);
+      this.#partialLength += rest.length;
+    }
+  }
+
+  /**
+   * A long line, in pieces: taken as the event's data, without joining them, when it is a data
+   * line and the event's first one (else false, and it is read as any line).
+   */
+  #longData(pieces: string[]): boolean {
+    if (this.#hasData) return false;
+    let head = pieces[0]!;
+    for (let i = 1; head.length < 6 && i < pieces.length; i++) head += pieces[i];
+    if (!head.startsWith("data:")) return false;
+    // The field name, its colon and one space go.
+    let skip = head.charCodeAt(5) === 32 ? 6 : 5;
+    while (skip > 0) {
+      const first = pieces[0]!;
+      if (first.length > skip) {
+        pieces[0] = first.slice(skip);
+        break;
+      }
+      skip -= first.length;
+      pieces.shift();
+    }
+    this.#pieces = pieces;
+    this.#hasData = true;
+    return true;
   }
 
   #line(line: string): void {
@@ -147,6 +192,10 @@ export class SseParser {
     if (value.charCodeAt(0) === 32) value = value.slice(1);
     switch (field) {
       case "data":
+        if (this.#pieces) {
+          this.#data = this.#pieces.join("");
+          this.#pieces = undefined;
+        }
         this.#data = this.#hasData ? `${this.#data}\n${value}` : value;
         this.#hasData = true;
         break;
@@ -168,8 +217,22 @@ export class SseParser {
     this.#event = "";
     if (!this.#hasData) return;
     const data = this.#data;
+    const pieces = this.#pieces;
     this.#data = "";
+    this.#pieces = undefined;
     this.#hasData = false;
-    this.#onEvent({ event, data });
+    this.#onEvent(pieces ? piecesEvent(event, pieces) : { event, data });
   }
+}
+
+/** An event whose data is `pieces`: joined (once) only if its `data` is read. */
+function piecesEvent(event: string, pieces: readonly string[]): SseEvent {
+  let data: string | undefined;
+  return {
+    event,
+    pieces,
+    get data() {
+      return data ??= pieces.join("");
+    },
+  };
 }

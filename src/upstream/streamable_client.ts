@@ -12,7 +12,10 @@ import {
   jsonBody,
   type JSONRPCMessage,
   keepText,
+  LARGE_MESSAGE,
+  parseLarge,
   parseServerMessage,
+  parseServerPieces,
   type RequestId,
   UPSTREAM_ERROR,
 } from "../jsonrpc.ts";
@@ -121,7 +124,13 @@ export class StreamableHttpClient {
       return void this.#read(response.body, message.id).catch((error) => this.#failed(error));
     }
     if (type === "application/json") {
-      const text = await response.text();
+      const bytes = await response.bytes();
+      if (bytes.length >= LARGE_MESSAGE) {
+        // A large answer with long strings: no text of it is made (they stay bytes until read).
+        const large = parseLarge(bytes, { owned: true });
+        if (large !== undefined) return this.#json(large, message.id);
+      }
+      const text = decoder.decode(bytes);
       let body: unknown;
       try {
         body = JSON.parse(text);
@@ -284,10 +293,12 @@ export class StreamableHttpClient {
     const stop = request === undefined ? this.#listeningStop : this.#streams.get(request);
     if (!stop || stop.stopped) return void await body?.cancel().catch(() => {});
     const related = request === undefined ? undefined : { relatedRequestId: request };
-    const parser = new SseParser(({ event, data }) => {
-      if (event !== "message" || data === "") return;
+    const parser = new SseParser((event) => {
+      if (event.event !== "message" || (!event.pieces && event.data === "")) return;
       messages++;
-      const { message, problem } = parseServerMessage(data);
+      const { message, problem } = event.pieces
+        ? parseServerPieces(event.pieces)
+        : parseServerMessage(event.data);
       if (!message) return this.onerror?.(new ProxyError("upstream", `the server sent ${problem}`));
       if (request !== undefined && answers(message, request)) answered = true;
       else if (request === undefined && isResponse(message)) this.#onGet.delete(message.id!);
@@ -379,6 +390,8 @@ export class StreamableHttpClient {
   }
 }
 
+/** Decodes JSON answers as Response.text() does (a byte order mark dropped). */
+const decoder = new TextDecoder();
 const ENDED = "the session ended before its answer came";
 /** The shortest wait before reopening a stream, whatever the server's `retry` (even 0). */
 const MIN_REOPEN_MS = 10;

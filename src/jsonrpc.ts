@@ -124,7 +124,16 @@ export function checkMessage(value: unknown, strict = false): string | undefined
  * set, a client's messages have theirs dropped (dropText): the server then reads what the filter
  * judged, with no duplicate key meaning one name to the filter and another to the server.
  */
-const KEPT = new WeakMap<object, { text?: string; bytes?: Uint8Array<ArrayBuffer> }>();
+const KEPT = new WeakMap<object, Kept>();
+
+interface Kept {
+  text?: string;
+  bytes?: Uint8Array<ArrayBuffer>;
+  /** Where the value of the message's one top-level "id" member is in `bytes`, when known. */
+  idAt?: readonly [number, number];
+  /** That id's JSON instead (the message sent on under another id: see withId). */
+  id?: Uint8Array<ArrayBuffer>;
+}
 /** Below this, JSON.stringify is cheaper than the bookkeeping. */
 const KEEP_MIN = 16 * 1024;
 
@@ -149,14 +158,61 @@ export function dropText(message: object): void {
 /** The JSON text of `message`: the text it arrived as, if kept, else JSON.stringify. */
 export function jsonText(message: JSONRPCMessage): string {
   const kept = KEPT.get(message);
-  if (kept && kept.text === undefined && kept.bytes) kept.text = decoder.decode(kept.bytes);
+  if (kept && kept.text === undefined && kept.bytes) kept.text = decoder.decode(joined(kept));
   return kept?.text ?? JSON.stringify(message);
 }
 
 /** `message` to send as a whole: the bytes it arrived as, if kept, else its JSON text. */
 export function jsonBody(message: JSONRPCMessage): string | Uint8Array<ArrayBuffer> {
   const kept = KEPT.get(message);
-  return kept?.bytes ?? kept?.text ?? JSON.stringify(message);
+  return (kept?.bytes && joined(kept)) ?? kept?.text ?? JSON.stringify(message);
+}
+
+/**
+ * `message` to write in order, with no copy: the bytes it arrived as, in pieces when it goes on
+ * under another id, if kept; else its JSON text.
+ */
+export function jsonChunks(message: JSONRPCMessage): string | Uint8Array<ArrayBuffer>[] {
+  const kept = KEPT.get(message);
+  if (!kept?.bytes) return kept?.text ?? JSON.stringify(message);
+  if (!kept.id) return [kept.bytes];
+  const [start, end] = kept.idAt!;
+  return [kept.bytes.subarray(0, start), kept.id, kept.bytes.subarray(end)];
+}
+
+/** The length of `message`'s JSON, in bytes where it is kept as bytes, else in characters. */
+export function jsonSize(message: JSONRPCMessage): number {
+  const chunks = jsonChunks(message);
+  if (typeof chunks === "string") return chunks.length;
+  let size = 0;
+  for (const chunk of chunks) size += chunk.length;
+  return size;
+}
+
+/** The kept bytes as one array (a copy only when the id was replaced). */
+function joined(kept: Kept): Uint8Array<ArrayBuffer> {
+  const bytes = kept.bytes!;
+  if (!kept.id) return bytes;
+  const [start, end] = kept.idAt!;
+  const whole = new Uint8Array(bytes.length - (end - start) + kept.id.length);
+  whole.set(bytes.subarray(0, start));
+  whole.set(kept.id, start);
+  whole.set(bytes.subarray(end), start + kept.id.length);
+  return whole;
+}
+
+/**
+ * `message` with another id (a proxy's own for a request, the client's back on its answer). A
+ * message kept as bytes whose id is known keeps them, with the new id written in its place: a
+ * large answer is not serialized again for its id.
+ */
+export function withId<T extends JSONRPCMessage>(message: T, id: RequestId): T {
+  const next = { ...message, id } as T;
+  const kept = KEPT.get(message);
+  if (kept?.bytes && kept.idAt) {
+    KEPT.set(next, { bytes: kept.bytes, idAt: kept.idAt, id: encoder.encode(JSON.stringify(id)) });
+  }
+  return next;
 }
 
 const decoder = new TextDecoder();
@@ -207,10 +263,21 @@ export function parseLarge(
   let rest = 0;
   let from = first;
   let oneLine = true;
+  /** How deep in objects and arrays the walk is (1: in the message's own members). */
+  let depth = 0;
+  /**
+   * Where the value of the top-level "id" member is; ids: how many such members; escapedKey: a
+   * top-level key written with escapes (it could be another "id").
+   */
+  let idAt: [number, number] | undefined;
+  let ids = 0;
+  let escapedKey = false;
   for (let i = first; i < last;) {
     const byte = bytes[i]!;
     if (byte !== 34) {
-      if (byte === 10 || byte === 13) oneLine = false;
+      if (byte === 123 || byte === 91) depth++; // "{", "["
+      else if (byte === 125 || byte === 93) depth--; // "}", "]"
+      else if (byte === 10 || byte === 13) oneLine = false;
       i++;
       continue;
     }
@@ -219,6 +286,16 @@ export function parseLarge(
     const close = stringEnd(bytes, open + 1, last);
     if (close === -1) return undefined;
     i = close + 1;
+    if (depth === 1) {
+      if (close - open === 3 && bytes[open + 1] === 105 && bytes[open + 2] === 100) {
+        idAt = valueAfterKey(bytes, i, last); // "id", if a colon follows
+        if (idAt) ids++;
+      } else if (scanned.escaped) {
+        let next = i;
+        while (isSpace(bytes[next]!)) next++;
+        if (bytes[next] === 58) escapedKey = true;
+      }
+    }
     if (close - open - 1 < LONG_STRING) continue;
     if (!scanned.ascii && !utf8) return undefined;
     let next = i;
@@ -254,6 +331,9 @@ export function parseLarge(
     return undefined;
   }
   const kept = owned ? bytes.subarray(first, last) : bytes.slice(first, last);
+  const id = ids === 1 && !escapedKey && idAt
+    ? [idAt[0] - first, idAt[1] - first] as const
+    : undefined;
   for (const [holder, key, index] of holders) {
     const open = spans[index * 3]! - first;
     const close = spans[index * 3 + 1]! - first;
@@ -279,7 +359,7 @@ export function parseLarge(
       set,
     });
   }
-  if (oneLine) KEPT.set(value as object, { bytes: kept });
+  if (oneLine) KEPT.set(value as object, { bytes: kept, idAt: id });
   return value as object;
 }
 
@@ -333,6 +413,28 @@ function strict(bytes: Uint8Array): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Where the value of a member ends up, given the end of its key at `i`: from its first byte to just
+ * after its last, for a string, a number or a literal (an id); undefined when no colon follows (the
+ * string was a value) or the value is anything else.
+ */
+function valueAfterKey(bytes: Uint8Array, i: number, last: number): [number, number] | undefined {
+  while (isSpace(bytes[i]!)) i++;
+  if (bytes[i] !== 58) return undefined;
+  i++;
+  while (isSpace(bytes[i]!)) i++;
+  const start = i;
+  if (bytes[i] === 34) {
+    const close = stringEnd(bytes, i + 1, last);
+    return close === -1 ? undefined : [start, close + 1];
+  }
+  while (i < last && !isSpace(bytes[i]!) && bytes[i] !== 44 && bytes[i] !== 125) {
+    if (bytes[i] === 123 || bytes[i] === 91 || bytes[i] === 34) return undefined;
+    i++;
+  }
+  return i > start ? [start, i] : undefined;
 }
 
 function isSpace(byte: number): boolean {

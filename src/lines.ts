@@ -21,13 +21,21 @@ const SPLIT_MIN = 64 * 1024;
  * The UTF-8 bytes of `head + body + tail`, as one or more chunks to write in order. A long text
  * is encoded by itself, not joined to its framing first: joining would copy it into a new string
  * of its size, a large object that only a full garbage collection frees. A body given as bytes
- * (already UTF-8) goes as it is, between its framing's.
+ * (already UTF-8, in one piece or several) goes as it is, between its framing's.
  */
-export function framed(head: string, body: string | Uint8Array, tail: string): Uint8Array[] {
+export function framed(
+  head: string,
+  body: string | Uint8Array | readonly Uint8Array[],
+  tail: string,
+): Uint8Array[] {
   if (typeof body === "string" && body.length < SPLIT_MIN) {
     return [encoder.encode(head + body + tail)];
   }
-  const chunks = [typeof body === "string" ? encoder.encode(body) : body];
+  const chunks = typeof body === "string"
+    ? [encoder.encode(body)]
+    : body instanceof Uint8Array
+    ? [body]
+    : [...body];
   if (head) chunks.unshift(encoder.encode(head));
   if (tail) chunks.push(encoder.encode(tail));
   return chunks;

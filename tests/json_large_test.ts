@@ -7,10 +7,13 @@
 import assert from "node:assert/strict";
 import {
   jsonBody,
+  jsonChunks,
   type JSONRPCMessage,
+  jsonSize,
   jsonText,
   parseLarge,
   parseServerPieces,
+  withId,
 } from "../src/jsonrpc.ts";
 
 const encoder = new TextEncoder();
@@ -165,6 +168,47 @@ Deno.test("parseServerPieces: a message in pieces, read as bytes when it can be,
   assert.equal(typeof jsonBody(declined.message!), "string");
   assert.match(parseServerPieces([`{"id":1,"t":"${LONG}"}`]).problem!, /an invalid message/);
   assert.match(parseServerPieces([`{"t":"${LONG}`]).problem!, /^invalid JSON/);
+});
+
+Deno.test("withId: a message kept as bytes goes on with its new id written in place", () => {
+  const wire = (id: string) =>
+    `{"jsonrpc":"2.0", "id" :${id} ,"result":{"text":"${LONG}","id":"inner"}}`;
+  const message = parseLarge(encoder.encode(wire(' "a\\"b"'))) as JSONRPCMessage;
+  const join = (chunks: string | Uint8Array[]) =>
+    typeof chunks === "string"
+      ? chunks
+      : decoder.decode(new Uint8Array(chunks.flatMap((c) => [...c])));
+  for (const [id, json] of [[7, "7"], ["x\u00e9", '"x\u00e9"'], [-1.5, "-1.5"]] as const) {
+    const moved = withId(message, id);
+    assert.equal((moved as { id: unknown }).id, id);
+    assert.equal((message as { id: unknown }).id, 'a"b', "the original keeps its id");
+    const chunks = jsonChunks(moved);
+    assert.ok(Array.isArray(chunks) && chunks.length === 3, "in pieces, not copied");
+    // Only the value is replaced: the space before it stays.
+    assert.equal(join(chunks), wire(` ${json}`));
+    assert.equal(decoder.decode(jsonBody(moved) as Uint8Array), wire(` ${json}`));
+    assert.equal(jsonText(moved), wire(` ${json}`));
+    assert.equal(jsonSize(moved), encoder.encode(wire(` ${json}`)).length);
+    assert.equal(join(jsonChunks(withId(moved, "again"))), wire(' "again"'), "moved twice");
+  }
+  // Where the id cannot be told from the bytes, the message is written as parsed.
+  const written = (text: string) => {
+    const parsed = parseLarge(encoder.encode(text)) as JSONRPCMessage;
+    assert.ok(parsed, text.slice(0, 40));
+    return jsonChunks(withId(parsed, 9));
+  };
+  for (
+    const text of [
+      `{"id":1,"id":2,"result":{"t":"${LONG}"}}`,
+      `{"\\u0069d":1,"id":2,"result":{"t":"${LONG}"}}`,
+      `{"id":2,"\\u0069d":2,"result":{"t":"${LONG}"}}`,
+      `{"method":"n","params":{"t":"${LONG}","id":3}}`,
+    ]
+  ) {
+    const chunks = written(text);
+    assert.equal(typeof chunks, "string", text.slice(0, 40));
+    assert.equal((JSON.parse(chunks as string) as { id: number }).id, 9);
+  }
 });
 
 /** A deterministic generator (mulberry32). */

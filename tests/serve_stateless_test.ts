@@ -241,6 +241,51 @@ async function rawCall(
   return { status: response.status, headers: response.headers, message };
 }
 
+Deno.test("serve --stateless: large messages go on as the bytes they came in, only the id swapped", async () => {
+  // An answer: the child writes it with the proxy's id; the client gets the child's bytes with its
+  // own id in place.
+  await using proxy = await startServe(["--stateless"], faulty);
+  const expected = `{"jsonrpc":"2.0", "id":"v1", "result":{"content":` +
+    `[{"type":"text", "text":"caf\\u00e9 ${"x".repeat(200 * 1024)}"}]}}`;
+  for (const id of ["v1", "v1"]) {
+    const { text } = await rawPost(proxy.mcpUrl, {
+      jsonrpc: "2.0",
+      id,
+      method: "tools/call",
+      params: { name: "verbatim", arguments: { kb: 200 } },
+    });
+    assert.ok(text === expected, "the answer as the child wrote it, with the client's id");
+  }
+  // A request: the child reads the client's bytes with the proxy's id in place of the client's.
+  await using raw = await startServe(["--stateless"], fixtureCommand("raw_stdio.ts"));
+  const request = `{"jsonrpc":"2.0", "id" : "b1" , "method":"tools/call", "params":{"name":` +
+    `"heard", "arguments":{"text":"caf\\u00e9 ${"y".repeat(200 * 1024)}"}}}`;
+  const { text } = await rawPost(raw.mcpUrl, request);
+  const answer = JSON.parse(text);
+  assert.equal(answer.id, "b1");
+  const heard: string = answer.result.content[0].text;
+  const proxyId = /^\{"jsonrpc":"2\.0", "id" : (\d+) , /.exec(heard)?.[1];
+  assert.ok(proxyId, `the proxy's own id, in the same place: ${heard.slice(0, 60)}`);
+  assert.ok(heard === request.replace('"b1"', proxyId), "the rest as the client wrote it");
+});
+
+/** POSTs `body` (a message, or its text as written) without a session; the one answer's JSON. */
+async function rawPost(url: URL, body: unknown): Promise<{ text: string }> {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: ACCEPT },
+    signal: AbortSignal.timeout(TIMEOUT_MS),
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (!(response.headers.get("content-type") ?? "").startsWith("text/event-stream")) {
+    return { text };
+  }
+  const data = text.split("\n").filter((line) => line.startsWith("data: "));
+  assert.equal(data.length, 1, "one event on the response stream");
+  return { text: data[0]!.slice(6) };
+}
+
 Deno.test("serve --stateless: odd messages from the child do not silence it", async () => {
   await using proxy = await startServe(["--stateless"], faulty);
   await using client = await connectHttp(proxy.mcpUrl);

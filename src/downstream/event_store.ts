@@ -2,7 +2,7 @@
 // Last-Event-ID gets the events it missed on that stream, as long as they are still held.
 
 import type { EventStore } from "../sdk.ts";
-import { jsonBody, type JSONRPCMessage } from "../jsonrpc.ts";
+import { type JSONRPCMessage, jsonSize } from "../jsonrpc.ts";
 
 interface StoredEvent {
   seq: number;
@@ -49,7 +49,7 @@ export class BoundedEventStore implements EventStore {
   }
 
   storeEvent(streamId: string, message: JSONRPCMessage): Promise<string> {
-    return Promise.resolve(this.append(streamId, message, jsonBody(message).length));
+    return Promise.resolve(this.append(streamId, message, jsonSize(message)));
   }
 
   /** Holds `message` (whose JSON is `size` long) as the next event of `streamId`; its event id. */

@@ -2,7 +2,7 @@
 // stream and gets an `endpoint` event; the client POSTs each message to that endpoint (202).
 
 import type { Transport } from "../sdk.ts";
-import { jsonBody, type JSONRPCMessage } from "../jsonrpc.ts";
+import { jsonChunks, type JSONRPCMessage } from "../jsonrpc.ts";
 import { log } from "../log.ts";
 import { framed } from "../lines.ts";
 import { enqueueIfRead, MAX_UNREAD_BYTES } from "./streamable.ts";
@@ -50,7 +50,7 @@ export class SseServerTransport implements Transport {
 
   send(message: JSONRPCMessage): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("SSE stream is closed"));
-    this.#write("event: message\ndata: ", jsonBody(message), "\n\n");
+    this.#write("event: message\ndata: ", jsonChunks(message), "\n\n");
     return Promise.resolve();
   }
 
@@ -73,7 +73,7 @@ export class SseServerTransport implements Transport {
   }
 
   /** Writes an event; a client that left MAX_UNREAD_BYTES unread ends the session. */
-  #write(head: string, text: string | Uint8Array, tail: string): void {
+  #write(head: string, text: string | readonly Uint8Array[], tail: string): void {
     const controller = this.#controller;
     if (!controller) return;
     try {

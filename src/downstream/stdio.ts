@@ -6,7 +6,7 @@ import {
   checkMessage,
   errorResponse,
   INVALID_REQUEST,
-  jsonBody,
+  jsonChunks,
   type JSONRPCMessage,
   keepText,
   LARGE_MESSAGE,
@@ -75,7 +75,7 @@ export class StdioServerTransport implements Transport {
 
   send(message: JSONRPCMessage): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("stdout is closed"));
-    const body = jsonBody(message);
+    const body = jsonChunks(message);
     const line = typeof body === "string" ? this.#large.line(body) : undefined;
     const chunks = line ? [line] : framed("", body, "\n");
     let bytes = chunks[0]!;

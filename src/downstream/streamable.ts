@@ -4,7 +4,14 @@
 // and out; a proxy forwards messages that body.ts has already checked, and serializes each once.
 
 import type { JSONRPCMessage, RequestId } from "../jsonrpc.ts";
-import { isRequest, isResponse, jsonBody, reusedIdReason, SESSION_NOT_FOUND } from "../jsonrpc.ts";
+import {
+  isRequest,
+  isResponse,
+  jsonChunks,
+  jsonSize,
+  reusedIdReason,
+  SESSION_NOT_FOUND,
+} from "../jsonrpc.ts";
 import { SUPPORTED_PROTOCOL_VERSIONS } from "../protocol.ts";
 import type { Transport, TransportSendOptions } from "../sdk.ts";
 import { Deadlines } from "../deadlines.ts";
@@ -134,13 +141,13 @@ export class StreamableServerTransport implements Transport {
     if (answer && streamId === GET_STREAM) {
       return Promise.reject(new Error("an answer cannot go on the GET stream"));
     }
-    const json = jsonBody(message);
+    const json = jsonChunks(message);
     if (stream?.hold) {
       if (answer) return this.#answerHeld(streamId, stream, json);
       this.#release(streamId, stream);
     }
     const events = this.#options.events;
-    const eventId = events?.append(streamId, message, json.length);
+    const eventId = events?.append(streamId, message, jsonSize(message));
     if (stream?.controller) {
       const id = eventId === undefined ? "" : `id: ${eventId}\n`;
       write(stream, ...framed(`event: message\n${id}data: `, json, "\n\n"));
@@ -256,7 +263,7 @@ export class StreamableServerTransport implements Transport {
   #answerHeld(
     streamId: string,
     stream: Stream,
-    json: string | Uint8Array<ArrayBuffer>,
+    json: string | Uint8Array<ArrayBuffer>[],
   ): Promise<void> {
     const hold = this.#takeHold(streamId, stream)!;
     const headers: Record<string, string> = { "content-type": "application/json" };
@@ -322,7 +329,7 @@ export class StreamableServerTransport implements Transport {
     const readable = this.#open(streamId, stream);
     for (const [id, message] of missed) {
       const head = `event: message\nid: ${id}\ndata: `;
-      write(stream, ...framed(head, jsonBody(message), "\n\n"));
+      write(stream, ...framed(head, jsonChunks(message), "\n\n"));
     }
     if (streamId !== GET_STREAM && stream.pending.size === 0) this.#end(streamId);
     return this.#sse(readable);
@@ -416,14 +423,15 @@ export class StreamableServerTransport implements Transport {
  * MAX_UNREAD_BYTES unread, is dropped (what it missed stays in the event store).
  */
 /**
- * A JSON answer as a Response body. Large bytes (a message kept as it came) go as a stream of
+ * A JSON answer as a Response body. Bytes (a message kept as it came) go as a stream of
  * themselves: a Response copies a byte array it is given, into fresh memory for each large one.
  */
-function responseBody(json: string | Uint8Array<ArrayBuffer>): BodyInit {
-  if (typeof json === "string" || json.length < 64 * 1024) return json;
+function responseBody(json: string | Uint8Array<ArrayBuffer>[]): BodyInit {
+  if (typeof json === "string") return json;
+  if (json.length === 1 && json[0]!.length < 64 * 1024) return json[0]!;
   return new ReadableStream<Uint8Array>({
     start(controller) {
-      controller.enqueue(json);
+      for (const chunk of json) controller.enqueue(chunk);
       controller.close();
     },
   });

@@ -5,7 +5,7 @@ import type { MessageExtraInfo, Transport } from "../sdk.ts";
 import { formatError, permissionError, ProxyError } from "../errors.ts";
 import {
   checkMessage,
-  jsonBody,
+  jsonChunks,
   type JSONRPCMessage,
   keepText,
   LARGE_MESSAGE,
@@ -174,7 +174,7 @@ export class ChildTransport implements UpstreamTransport {
     if (!writer || this.closeReason !== undefined || this.#closing) {
       throw new ProxyError("upstream", `MCP server ${this.closeReason ?? "is not running"}`);
     }
-    const body = jsonBody(message);
+    const body = jsonChunks(message);
     const line = typeof body === "string" ? LARGE.line(body) : undefined;
     try {
       // One write from the shared buffer; else a large message and its newline are two,

@@ -18,6 +18,7 @@ import {
   type JSONRPCRequest,
   type RequestId,
   UPSTREAM_ERROR,
+  withId,
 } from "../jsonrpc.ts";
 import { log } from "../log.ts";
 import type { FetchLike } from "../sdk.ts";
@@ -160,7 +161,7 @@ export class RemoteTransport implements UpstreamTransport {
       }
       this.#serverRequests.delete(message.id);
       const carrier = asked.client;
-      if (asked.id !== message.id) message = { ...message, id: asked.id };
+      if (asked.id !== message.id) message = withId(message, asked.id);
       if (carrier instanceof StreamableHttpClient && this.#retired.has(carrier)) {
         // Asked on a retired session for a request it still carries: answered there.
         return await carrier.send(message);
@@ -442,7 +443,7 @@ export class RemoteTransport implements UpstreamTransport {
       while (this.#serverRequests.has(alias)) alias = aliasOf();
       log.debug(`a server request reuses id ${JSON.stringify(message.id)}: sent as "${alias}"`);
       this.#serverRequests.set(alias, { client, session, id: message.id });
-      return { ...message, id: alias };
+      return withId(message, alias);
     }
     for (const [known, asked] of this.#serverRequests) {
       if (!mine(asked, cancelled!)) continue;

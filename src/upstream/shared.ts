@@ -16,6 +16,7 @@ import {
   progressTokenOf,
   type RequestId,
   UPSTREAM_ERROR,
+  withId,
 } from "../jsonrpc.ts";
 import { log } from "../log.ts";
 import { SUPPORTED_PROTOCOL_VERSIONS } from "../protocol.ts";
@@ -181,7 +182,9 @@ export class SharedUpstream {
         this.#tokens.set(proxyToken, entry);
         params = { ...params, _meta: { ...params?._meta, progressToken: proxyToken } };
       }
-      message = { ...message, id: proxyId, params };
+      message = params === message.params
+        ? withId(message, proxyId)
+        : { ...message, id: proxyId, params };
     } else if (isResponse(message)) {
       // No server-to-client request is ever delivered in stateless mode, so none is answered.
       return log.debug("stateless: dropped a response to a request nobody was sent");
@@ -284,7 +287,7 @@ export class SharedUpstream {
       const entry = message.id === undefined ? undefined : this.#requests.get(message.id);
       if (!entry) return log.debug(`dropped a response to unknown id ${String(message.id)}`);
       this.#forget(message.id!, entry);
-      entry.client.deliver({ ...message, id: entry.id } as JSONRPCMessage);
+      entry.client.deliver(withId(message, entry.id));
       return;
     }
     if (message.method === "notifications/progress") {

@@ -182,7 +182,11 @@ export function jsonChunks(message: JSONRPCMessage): string | Uint8Array<ArrayBu
 
 /** The length of `message`'s JSON, in bytes where it is kept as bytes, else in characters. */
 export function jsonSize(message: JSONRPCMessage): number {
-  const chunks = jsonChunks(message);
+  return chunksSize(jsonChunks(message));
+}
+
+/** The length of what jsonChunks gave. */
+export function chunksSize(chunks: string | readonly Uint8Array[]): number {
   if (typeof chunks === "string") return chunks.length;
   let size = 0;
   for (const chunk of chunks) size += chunk.length;
@@ -288,8 +292,11 @@ export function parseLarge(
     i = close + 1;
     if (depth === 1) {
       if (close - open === 3 && bytes[open + 1] === 105 && bytes[open + 2] === 100) {
-        idAt = valueAfterKey(bytes, i, last); // "id", if a colon follows
-        if (idAt) ids++;
+        const at = valueAfterKey(bytes, i, last); // "id", if a colon follows (a key)
+        if (at) {
+          idAt = at;
+          ids++;
+        }
       } else if (scanned.escaped) {
         let next = i;
         while (isSpace(bytes[next]!)) next++;

@@ -191,6 +191,11 @@ Deno.test("withId: a message kept as bytes goes on with its new id written in pl
     assert.equal(jsonSize(moved), encoder.encode(wire(` ${json}`)).length);
     assert.equal(join(jsonChunks(withId(moved, "again"))), wire(' "again"'), "moved twice");
   }
+  // A string "id" that is a value is not the id.
+  const named = parseLarge(
+    encoder.encode(`{"jsonrpc":"2.0","id":4,"method":"id","params":{"t":"${LONG}"}}`),
+  ) as JSONRPCMessage;
+  assert.ok(Array.isArray(jsonChunks(withId(named, 5))), "the id found before a value named id");
   // Where the id cannot be told from the bytes, the message is written as parsed.
   const written = (text: string) => {
     const parsed = parseLarge(encoder.encode(text)) as JSONRPCMessage;

@@ -5,10 +5,10 @@
 
 import type { JSONRPCMessage, RequestId } from "../jsonrpc.ts";
 import {
+  chunksSize,
   isRequest,
   isResponse,
   jsonChunks,
-  jsonSize,
   reusedIdReason,
   SESSION_NOT_FOUND,
 } from "../jsonrpc.ts";
@@ -147,7 +147,7 @@ export class StreamableServerTransport implements Transport {
       this.#release(streamId, stream);
     }
     const events = this.#options.events;
-    const eventId = events?.append(streamId, message, jsonSize(message));
+    const eventId = events?.append(streamId, message, chunksSize(json));
     if (stream?.controller) {
       const id = eventId === undefined ? "" : `id: ${eventId}\n`;
       write(stream, ...framed(`event: message\n${id}data: `, json, "\n\n"));

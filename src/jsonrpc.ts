@@ -459,10 +459,11 @@ let scratch = new Uint8Array(0);
 const SCRATCH_KEEP = 4 * 1024 * 1024;
 
 /**
- * parseLarge of the text `pieces` hold together, without joining them into a string of its size:
- * they are encoded into memory of ours, reused, then read as bytes (UTF-8, whatever they hold).
+ * parseLargeMessage of the text `pieces` hold together (a server's message), without joining them
+ * into a string of its size: they are encoded into memory of ours, reused, then read as bytes
+ * (UTF-8, whatever they hold).
  */
-export function parseLargePieces(pieces: readonly string[]): object | undefined {
+function parseLargePieces(pieces: readonly string[]): JSONRPCMessage | undefined {
   let length = 0;
   for (const piece of pieces) length += piece.length;
   // Room for ASCII and a few wider characters, and more when they are not so few.
@@ -484,18 +485,30 @@ export function parseLargePieces(pieces: readonly string[]): object | undefined 
     left -= piece.length;
   }
   if (memory.length <= SCRATCH_KEEP) scratch = memory;
-  return parseLarge(memory.subarray(0, at), { utf8: true });
+  return parseLargeMessage(memory.subarray(0, at), { utf8: true });
+}
+
+/**
+ * One JSON-RPC message from large bytes, by parseLarge, when it takes them and the message passes
+ * checkMessage (`strict` for a client's); else undefined, for the caller's text path to parse and
+ * report.
+ */
+export function parseLargeMessage(
+  bytes: Uint8Array<ArrayBuffer>,
+  { strict = false, ...options }: { strict?: boolean; owned?: boolean; utf8?: boolean } = {},
+): JSONRPCMessage | undefined {
+  const value = parseLarge(bytes, options);
+  return value !== undefined && checkMessage(value, strict) === undefined
+    ? value as JSONRPCMessage
+    : undefined;
 }
 
 /** A message a server sent as the text `pieces` hold together (see parseServerMessage). */
 export function parseServerPieces(
   pieces: readonly string[],
 ): ReturnType<typeof parseServerMessage> {
-  const value = parseLargePieces(pieces);
-  if (value !== undefined && checkMessage(value) === undefined) {
-    return { message: value as JSONRPCMessage };
-  }
-  return parseServerMessage(pieces.join(""));
+  const message = parseLargePieces(pieces);
+  return message ? { message } : parseServerMessage(pieces.join(""));
 }
 
 /** A message a server sent, from its JSON text: the message, or what is wrong with it. */

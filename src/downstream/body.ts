@@ -7,7 +7,7 @@ import {
   keepText,
   LARGE_MESSAGE,
   PARSE_ERROR,
-  parseLarge,
+  parseLargeMessage,
 } from "../jsonrpc.ts";
 
 export type BodyResult = { ok: true; value: unknown } | { ok: false; response: Response };
@@ -44,10 +44,8 @@ export async function readJsonBody(req: Request, maxBytes: number): Promise<Body
   if (bytes === undefined) return tooLarge(maxBytes);
   if (bytes.length >= LARGE_MESSAGE) {
     // A large message with long strings: no text of it is made (they stay bytes until read).
-    const large = parseLarge(bytes, { owned: true });
-    if (large !== undefined && checkMessage(large, true) === undefined) {
-      return { ok: true, value: large };
-    }
+    const large = parseLargeMessage(bytes, { owned: true, strict: true });
+    if (large) return { ok: true, value: large };
   }
   const { text, exact } = decode(bytes);
   let value: unknown;

@@ -11,7 +11,7 @@ import {
   keepText,
   LARGE_MESSAGE,
   PARSE_ERROR,
-  parseLarge,
+  parseLargeMessage,
   type RequestId,
 } from "../jsonrpc.ts";
 import { type ByteReader, framed, LineBuffer, pumpLines } from "../lines.ts";
@@ -111,10 +111,9 @@ export class StdioServerTransport implements Transport {
   /** A large line, as bytes: handled here when parseLarge takes it, else as text (#onLine). */
   #onLarge(bytes: Uint8Array<ArrayBuffer>): boolean {
     if (this.#closed) return true;
-    const value = parseLarge(bytes);
-    if (value === undefined || checkMessage(value, true) !== undefined) return false;
-    this.#deliver(value as JSONRPCMessage);
-    return true;
+    const message = parseLargeMessage(bytes, { strict: true });
+    if (message) this.#deliver(message);
+    return message !== undefined;
   }
 
   #onLine(line: string): void {

@@ -419,10 +419,6 @@ export class StreamableServerTransport implements Transport {
 }
 
 /**
- * Writes to the stream's connection; a connection that cannot take it, or whose client has left
- * MAX_UNREAD_BYTES unread, is dropped (what it missed stays in the event store).
- */
-/**
  * A JSON answer as a Response body. Bytes (a message kept as it came) go as a stream of
  * themselves: a Response copies a byte array it is given, into fresh memory for each large one.
  */
@@ -437,6 +433,10 @@ function responseBody(json: string | Uint8Array<ArrayBuffer>[]): BodyInit {
   });
 }
 
+/**
+ * Writes to the stream's connection; a connection that cannot take it, or whose client has left
+ * MAX_UNREAD_BYTES unread, is dropped (what it missed stays in the event store).
+ */
 function write(stream: Stream, ...chunks: Uint8Array[]): void {
   const controller = stream.controller;
   if (!controller) return;

@@ -9,7 +9,7 @@ import {
   type JSONRPCMessage,
   keepText,
   LARGE_MESSAGE,
-  parseLarge,
+  parseLargeMessage,
   type RequestId,
 } from "../jsonrpc.ts";
 import { framed, LineBuffer, pumpLines } from "../lines.ts";
@@ -208,10 +208,9 @@ export class ChildTransport implements UpstreamTransport {
 
   /** A large line, as bytes: handled here when parseLarge takes it, else as text (#onLine). */
   #onLarge(bytes: Uint8Array<ArrayBuffer>): boolean {
-    const value = parseLarge(bytes);
-    if (value === undefined || checkMessage(value) !== undefined) return false;
-    this.#deliver(value as JSONRPCMessage);
-    return true;
+    const message = parseLargeMessage(bytes);
+    if (message) this.#deliver(message);
+    return message !== undefined;
   }
 
   #onLine(line: string): void {

@@ -5,16 +5,11 @@
 // client: onclose reports it. Messages are forwarded, not re-validated by schema.
 
 import { ProxyError } from "../errors.ts";
-import {
-  jsonBody,
-  type JSONRPCMessage,
-  parseServerMessage,
-  parseServerPieces,
-} from "../jsonrpc.ts";
+import { jsonBody, type JSONRPCMessage } from "../jsonrpc.ts";
 import type { FetchLike } from "../sdk.ts";
 import { fetchWithinOrigin, mediaType, refusal, refusalText, sameOrigin } from "./http_request.ts";
 import { SseOpenError } from "./remote_probe.ts";
-import { readEvents, type SseEvent, SseParser } from "./sse_parser.ts";
+import { messageOf, readEvents, type SseEvent, SseParser } from "./sse_parser.ts";
 import type { Reconnection } from "./streamable_client.ts";
 
 export class LegacySseClient {
@@ -157,10 +152,9 @@ export class LegacySseClient {
 
   #event(event: SseEvent): void {
     if (event.event === "endpoint") return this.#named(event.data);
-    if (event.event !== "message" || (!event.pieces && event.data === "")) return;
-    const { message, problem } = event.pieces
-      ? parseServerPieces(event.pieces)
-      : parseServerMessage(event.data);
+    const parsed = event.event === "message" ? messageOf(event) : undefined;
+    if (!parsed) return;
+    const { message, problem } = parsed;
     if (message) return this.onmessage?.(message);
     this.onerror?.(new ProxyError("upstream", `the server sent ${problem}`));
   }

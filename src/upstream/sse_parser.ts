@@ -2,6 +2,7 @@
 // line ends; `data`, `event`, `id`, `retry`; comments), in one pass over each chunk: a long line
 // split over many chunks is joined once, when it ends.
 
+import { parseServerMessage, parseServerPieces } from "../jsonrpc.ts";
 import { chunkReader } from "../lines.ts";
 
 export interface SseEvent {
@@ -11,9 +12,18 @@ export interface SseEvent {
   /**
    * The data of an event whose one data line was long (LONG_DATA or more), in the pieces it came
    * in, never joined unless `data` is read: whoever can take it in pieces makes no string of its
-   * size (see parseLargePieces).
+   * size (see messageOf).
    */
   pieces?: readonly string[];
+}
+
+/**
+ * The message a server's event carries (see parseServerMessage), read from its pieces when it
+ * came in pieces; undefined when its data is empty (a priming event).
+ */
+export function messageOf(event: SseEvent): ReturnType<typeof parseServerMessage> | undefined {
+  if (event.pieces) return parseServerPieces(event.pieces);
+  return event.data === "" ? undefined : parseServerMessage(event.data);
 }
 
 /** A data line from this length on is kept in the pieces it arrived in (SseEvent.pieces). */

@@ -14,15 +14,13 @@ import {
   keepText,
   LARGE_MESSAGE,
   parseLarge,
-  parseServerMessage,
-  parseServerPieces,
   type RequestId,
   UPSTREAM_ERROR,
 } from "../jsonrpc.ts";
 import { log } from "../log.ts";
 import type { FetchLike } from "../sdk.ts";
 import { fetchWithinOrigin, mediaType, refusal, refusalText } from "./http_request.ts";
-import { readEvents, SseParser, Stop } from "./sse_parser.ts";
+import { messageOf, readEvents, SseParser, Stop } from "./sse_parser.ts";
 import type { UpstreamExtra } from "./child.ts";
 
 /** How a dropped event stream is reopened; the server's `retry` field overrides the delay. */
@@ -294,11 +292,10 @@ export class StreamableHttpClient {
     if (!stop || stop.stopped) return void await body?.cancel().catch(() => {});
     const related = request === undefined ? undefined : { relatedRequestId: request };
     const parser = new SseParser((event) => {
-      if (event.event !== "message" || (!event.pieces && event.data === "")) return;
+      const parsed = event.event === "message" ? messageOf(event) : undefined;
+      if (!parsed) return;
       messages++;
-      const { message, problem } = event.pieces
-        ? parseServerPieces(event.pieces)
-        : parseServerMessage(event.data);
+      const { message, problem } = parsed;
       if (!message) return this.onerror?.(new ProxyError("upstream", `the server sent ${problem}`));
       if (request !== undefined && answers(message, request)) answered = true;
       else if (request === undefined && isResponse(message)) this.#onGet.delete(message.id!);
